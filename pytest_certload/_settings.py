@@ -1,0 +1,380 @@
+"""Settings: every option resolved once, CLI > ini > env > default, into a frozen object.
+
+Each setting has one name in four spellings: the CLI option (``--certload-duration``), the
+dest and ini key (``certload_duration``) and the environment variable
+(``CERTLOAD_DURATION``). The certctl connection options follow the spelling the issue
+tracker and certctl users know (``--certctl-url``) but keep the ``certload_`` dest, ini key
+and ``CERTLOAD_`` environment variable, so they never collide with certctl's own
+``CERTCTL_*`` variables.
+
+This module imports no pytest: the plugin feeds it raw values and their sources.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._units import DURATION_GRAMMAR, parse_duration_ns
+from .engine.health import HealthLimits
+from .errors import ConfigError
+
+__all__ = ["OPTIONS", "PROFILES", "Option", "Settings", "resolve"]
+
+PROFILES = ("smoke", "canonical")
+BACKENDS = ("fast", "httpx")
+PROVIDERS = ("local", "containers", "external")
+TARGET_TYPES = ("nginx", "apache", "haproxy", "f5")
+
+
+class BadValue(ValueError):
+    """Raised by a parser: ``kind`` names what was expected, ``grammar`` what is valid."""
+
+    def __init__(self, kind: str, grammar: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.grammar = grammar
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise BadValue("choice", f"one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _duration(raw: str) -> int:
+    try:
+        return parse_duration_ns(raw, allow_zero=False)
+    except ConfigError:
+        raise BadValue("duration", DURATION_GRAMMAR) from None
+
+
+def _progress(raw: str) -> int:
+    if raw.strip().lower() in ("off", "0", "no", "false"):
+        return 0
+    try:
+        return parse_duration_ns(raw, allow_zero=False)
+    except ConfigError:
+        raise BadValue("progress interval", f"'off' or {DURATION_GRAMMAR}") from None
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadValue("count", "a whole number, 1 or more, e.g. '1'")
+    return value
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise BadValue("path", "a file or directory path")
+    return Path(raw).expanduser()
+
+
+def _url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise BadValue("URL", "an http:// or https:// URL, e.g. 'https://127.0.0.1:8443'")
+    return value
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _health(raw: str) -> HealthLimits:
+    try:
+        return HealthLimits.parse(raw)
+    except ConfigError as exc:
+        raise BadValue("health limit", str(exc).split("; use ", 1)[-1].rstrip(".")) from None
+
+
+def _ca(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise BadValue("CA setting", "a CA bundle path or 'insecure'")
+    return value
+
+
+def _targets(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.replace("\n", ",").split(","))):
+        kind, sep, url = part.partition("=")
+        kind = kind.strip().lower()
+        if not sep or kind not in TARGET_TYPES:
+            raise BadValue(
+                "target list",
+                f"TYPE=URL pairs separated by commas, TYPE one of {', '.join(TARGET_TYPES)}, "
+                "e.g. 'nginx=https://127.0.0.1:8441'",
+            )
+        out[kind] = _url(url)
+    return out
+
+
+@dataclass(frozen=True)
+class Option:
+    cli: str
+    dest: str
+    parse: Callable[[str], Any]
+    default: Any
+    metavar: str
+    help: str
+    choices: tuple[str, ...] = ()
+    shown_default: str = ""
+
+    @property
+    def env(self) -> str:
+        return self.dest.upper()
+
+    @property
+    def default_text(self) -> str:
+        if self.shown_default:
+            return self.shown_default
+        return "unset" if self.default is None else str(self.default)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--certload-profile",
+        "certload_profile",
+        _choice(*PROFILES),
+        "smoke",
+        "PROFILE",
+        "run profile: 'smoke' shortens every scenario's duration (and nothing else) so "
+        "a full run takes minutes; 'canonical' keeps the contract's durations and rates",
+        PROFILES,
+    ),
+    Option(
+        "--certload-duration",
+        "certload_duration",
+        _duration,
+        None,
+        "DURATION",
+        "override every scenario's duration, e.g. '30s' or '2m' (ramps are scaled)",
+    ),
+    Option(
+        "--certload-output-dir",
+        "certload_output_dir",
+        _path,
+        Path("certload-results"),
+        "DIR",
+        "where the JSON summary, per-test results and reports are written",
+    ),
+    Option(
+        "--certload-http-backend",
+        "certload_http_backend",
+        _choice(*BACKENDS),
+        "fast",
+        "BACKEND",
+        "HTTP client of the virtual users: 'fast' (HTTP/1.1 on httptools) or "
+        "'httpx' (HTTP/1.1 or HTTP/2)",
+        BACKENDS,
+    ),
+    Option(
+        "--certload-provider",
+        "certload_provider",
+        _choice(*PROVIDERS),
+        "local",
+        "PROVIDER",
+        "how the system under test is provided: 'local' native processes, "
+        "'containers' via testcontainers, or 'external' (give --certctl-url); "
+        "--certctl-url alone implies 'external'",
+        PROVIDERS,
+    ),
+    Option(
+        "--certload-health",
+        "certload_health",
+        _health,
+        HealthLimits(),
+        "LIMITS",
+        "generator-health limits: minimum started/scheduled ratio, maximum dropped "
+        "ratio, maximum schedule-lag p99, maximum ratio of iterations that raised; any "
+        "subset, e.g. 'lag_p99=100ms'",
+        shown_default="rate=0.95,dropped=0.001,lag_p99=50ms,errors=0.01",
+    ),
+    Option(
+        "--certload-min-tail-samples",
+        "certload_min_tail_samples",
+        _positive_int,
+        1,
+        "N",
+        "a percentile p(q) is judged only when at least N samples lie beyond it "
+        "(n*(1-q/100) >= N); otherwise it is a breach",
+    ),
+    Option(
+        "--certload-progress",
+        "certload_progress",
+        _progress,
+        10_000_000_000,
+        "EVERY",
+        "print a progress line this often during a run ('off' to disable)",
+        shown_default="10s",
+    ),
+    Option(
+        "--certload-ca",
+        "certload_ca",
+        _ca,
+        None,
+        "PATH",
+        "CA bundle that signs the targets' certificates, or 'insecure' to skip "
+        "verification (default: the CA the stack makes)",
+    ),
+    Option(
+        "--certctl-url",
+        "certload_certctl_url",
+        _url,
+        None,
+        "URL",
+        "base URL of a certctl someone already runs, e.g. https://127.0.0.1:8443",
+    ),
+    Option(
+        "--certctl-token",
+        "certload_certctl_token",
+        _text,
+        None,
+        "TOKEN",
+        "API key for --certctl-url (an :admin named key for bulk-revoke)",
+    ),
+    Option(
+        "--certctl-dsn",
+        "certload_certctl_dsn",
+        _text,
+        None,
+        "DSN",
+        "PostgreSQL DSN of that certctl's database, for seeding the scale tier",
+    ),
+    Option(
+        "--certctl-bin",
+        "certload_certctl_bin",
+        _path,
+        None,
+        "PATH",
+        "run this certctl server binary instead of the reference double (local provider)",
+    ),
+    Option(
+        "--certctl-migrations",
+        "certload_certctl_migrations",
+        _path,
+        None,
+        "DIR",
+        "certctl's migrations directory, required with --certctl-bin",
+    ),
+    Option(
+        "--certload-targets",
+        "certload_targets",
+        _targets,
+        None,
+        "TYPE=URL,...",
+        "connector-tier target URLs of an external stack, e.g. "
+        "'nginx=https://h:8441,apache=https://h:8442,haproxy=https://h:8443,f5=https://h:8444'",
+    ),
+)
+OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; ``sources`` says where each value came from."""
+
+    profile: str = "smoke"
+    duration_ns: int | None = None
+    output_dir: Path = Path("certload-results")
+    http_backend: str = "fast"
+    provider: str = "local"
+    health: HealthLimits = field(default_factory=HealthLimits)
+    min_tail_samples: int = 1
+    progress_ns: int = 10_000_000_000
+    ca: str | None = None
+    certctl_url: str | None = None
+    certctl_token: str | None = None
+    certctl_dsn: str | None = None
+    certctl_bin: Path | None = None
+    certctl_migrations: Path | None = None
+    targets: Mapping[str, str] | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def error_for(option: Option, raw: str, exc: BadValue, source: str) -> ConfigError:
+    return ConfigError(
+        f"{raw!r} is not a valid {exc.kind} for {option.dest} (from {source}); use {exc.grammar}."
+    )
+
+
+def resolve(
+    cli: Mapping[str, Any],
+    ini: Mapping[str, str | None],
+    *,
+    ini_source: str = "the ini file",
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every option: CLI (already parsed), then ini, then env, then default.
+
+    ``cli`` maps dest -> parsed value or None; ``ini`` maps dest -> raw string or None.
+    Raises :class:`ConfigError` naming the value, its source and what is valid.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        value = cli.get(opt.dest)
+        if value is not None:
+            values[opt.dest], sources[opt.dest] = value, f"command line {opt.cli}"
+            continue
+        for raw, source in (
+            (ini.get(opt.dest), ini_source),
+            (environ.get(opt.env), f"environment variable {opt.env}"),
+        ):
+            if raw is None or raw == "":
+                continue
+            try:
+                values[opt.dest] = opt.parse(raw)
+            except BadValue as exc:
+                raise error_for(opt, raw, exc, source) from None
+            sources[opt.dest] = source
+            break
+        else:
+            values[opt.dest], sources[opt.dest] = opt.default, "default"
+    provider = values["certload_provider"]
+    if values["certload_certctl_url"] and sources["certload_provider"] == "default":
+        provider = "external"
+        sources["certload_provider"] = f"implied by {sources['certload_certctl_url']}"
+    if provider == "external" and not values["certload_certctl_url"]:
+        raise ConfigError(
+            f"the external provider (from {sources['certload_provider']}) needs certctl's URL; "
+            "give --certctl-url URL (ini certload_certctl_url, env CERTLOAD_CERTCTL_URL), "
+            "or use --certload-provider local to boot the embedded stack."
+        )
+    if values["certload_certctl_bin"] is not None and values["certload_certctl_migrations"] is None:
+        raise ConfigError(
+            f"--certctl-bin (from {sources['certload_certctl_bin']}) needs certctl's "
+            "migrations directory: give --certctl-migrations DIR (the migrations/ folder of "
+            "the same certctl checkout)."
+        )
+    return Settings(
+        profile=values["certload_profile"],
+        duration_ns=values["certload_duration"],
+        output_dir=values["certload_output_dir"],
+        http_backend=values["certload_http_backend"],
+        provider=provider,
+        health=values["certload_health"],
+        min_tail_samples=values["certload_min_tail_samples"],
+        progress_ns=values["certload_progress"],
+        ca=values["certload_ca"],
+        certctl_url=values["certload_certctl_url"],
+        certctl_token=values["certload_certctl_token"],
+        certctl_dsn=values["certload_certctl_dsn"],
+        certctl_bin=values["certload_certctl_bin"],
+        certctl_migrations=values["certload_certctl_migrations"],
+        targets=values["certload_targets"],
+        sources=sources,
+    )

@@ -1,0 +1,60 @@
+"""The load engine: executors, virtual users, the run loop and the health verdict.
+
+Imports no pytest; ``anyio.run(run, scenarios)`` or :func:`run_sync` drive it from a script.
+"""
+
+from .clock import Clock, RealClock, VirtualClock
+from .executors import (
+    ConstantArrivalRate,
+    ConstantVUs,
+    Executor,
+    RampingArrivalRate,
+    RampingVUs,
+    Stage,
+    arrival_offsets_ns,
+    executor_from_dict,
+    vu_steps,
+)
+from .health import HealthLimits, ScenarioHealth
+from .runner import (
+    HTTPOptions,
+    Progress,
+    RunOptions,
+    RunResult,
+    Scenario,
+    ScenarioResult,
+    run,
+    run_sync,
+)
+from .timeline import Timeline, TimelineRow
+from .vu import VU, FailedResponse, RecordingClient
+
+__all__ = [
+    "VU",
+    "Clock",
+    "ConstantArrivalRate",
+    "ConstantVUs",
+    "Executor",
+    "FailedResponse",
+    "HTTPOptions",
+    "HealthLimits",
+    "Progress",
+    "RampingArrivalRate",
+    "RampingVUs",
+    "RealClock",
+    "RecordingClient",
+    "RunOptions",
+    "RunResult",
+    "Scenario",
+    "ScenarioHealth",
+    "ScenarioResult",
+    "Stage",
+    "Timeline",
+    "TimelineRow",
+    "VirtualClock",
+    "arrival_offsets_ns",
+    "executor_from_dict",
+    "run",
+    "run_sync",
+    "vu_steps",
+]

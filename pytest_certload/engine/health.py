@@ -1,0 +1,142 @@
+"""Generator health: could the load generator deliver the load it was asked for?
+
+A threshold verdict is only worth something if the generator kept its schedule. After a
+run each scenario is judged against :class:`HealthLimits`; any problem makes the run
+*untrustworthy*, which is reported apart from (and before) server-side breaches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .._units import parse_duration_ns
+from ..errors import ConfigError
+
+__all__ = ["HealthLimits", "ScenarioHealth"]
+
+
+@dataclass(frozen=True)
+class HealthLimits:
+    """Tolerances of the health verdict (all configurable).
+
+    * ``min_rate_ratio``: open model; iterations started / iterations scheduled must be
+      at least this (default 0.95).
+    * ``max_dropped_ratio``: open model; dropped iterations (no free VU within
+      ``max_vus``) / scheduled must not exceed this (default 0.001).
+    * ``max_lag_p99_ns``: open model; p99 of schedule lag (actual minus intended start)
+      must not exceed this (default 50 ms).
+    * ``max_iteration_error_ratio``: iterations whose function raised / started must not
+      exceed this (default 0.01).
+    """
+
+    min_rate_ratio: float = 0.95
+    max_dropped_ratio: float = 0.001
+    max_lag_p99_ns: int = 50_000_000
+    max_iteration_error_ratio: float = 0.01
+
+    @classmethod
+    def parse(cls, spec: str, *, source: str = "") -> HealthLimits:
+        """Parse ``"rate=0.95,dropped=0.001,lag_p99=50ms,errors=0.01"`` (any subset)."""
+        where = f" (from {source})" if source else ""
+        grammar = (
+            "comma-separated key=value pairs from rate=<0..1>, dropped=<0..1>, "
+            "lag_p99=<duration>, errors=<0..1>, e.g. 'rate=0.95,lag_p99=50ms'"
+        )
+        values: dict[str, Any] = {}
+        keys = {
+            "rate": "min_rate_ratio",
+            "dropped": "max_dropped_ratio",
+            "lag_p99": "max_lag_p99_ns",
+            "errors": "max_iteration_error_ratio",
+        }
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, raw = part.partition("=")
+            key = key.strip()
+            if not sep or key not in keys:
+                raise ConfigError(f"{part!r} is not a valid health limit{where}; use {grammar}.")
+            if key == "lag_p99":
+                values[keys[key]] = parse_duration_ns(raw.strip(), what="lag_p99", source=source)
+                continue
+            try:
+                number = float(raw)
+            except ValueError:
+                number = -1.0
+            if not 0 <= number <= 1:
+                raise ConfigError(
+                    f"{raw.strip()!r} is not a valid value for {key}{where}; "
+                    f"use a fraction between 0 and 1; {grammar}."
+                )
+            values[keys[key]] = number
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ScenarioHealth:
+    """The generator's figures for one scenario and what was wrong with them."""
+
+    scenario: str
+    open_model: bool
+    scheduled: int
+    started: int
+    dropped: int
+    interrupted: int
+    lag_p99_ns: int | None
+    iteration_errors: int
+    target_rate: float | None
+    achieved_rate: float | None
+    unreachable: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def trustworthy(self) -> bool:
+        return not self.problems
+
+    def judge(self, limits: HealthLimits) -> None:
+        self.problems.clear()
+        if self.unreachable:
+            # reported on its own by the caller: no request ever got an HTTP answer
+            return
+        if self.open_model and self.scheduled:
+            ratio = self.started / self.scheduled
+            if ratio < limits.min_rate_ratio:
+                self.problems.append(
+                    f"started {self.started:,} of {self.scheduled:,} scheduled iterations "
+                    f"({ratio:.1%}; at least {limits.min_rate_ratio:.1%} required): achieved "
+                    f"{self.achieved_rate or 0:.1f}/s of {self.target_rate or 0:.1f}/s"
+                )
+            dropped_ratio = self.dropped / self.scheduled
+            if dropped_ratio > limits.max_dropped_ratio:
+                self.problems.append(
+                    f"{self.dropped:,} dropped iterations ({dropped_ratio:.2%} of scheduled; "
+                    f"at most {limits.max_dropped_ratio:.2%} allowed): every VU up to max_vus "
+                    "was busy; raise max_vus"
+                )
+            if self.lag_p99_ns is not None and self.lag_p99_ns > limits.max_lag_p99_ns:
+                self.problems.append(
+                    f"schedule lag p99 {self.lag_p99_ns / 1e6:.1f} ms (at most "
+                    f"{limits.max_lag_p99_ns / 1e6:g} ms allowed): the generator could not "
+                    "start iterations on time (CPU-bound? try the fast backend, fewer "
+                    "scenarios per process, or --certload-tx)"
+                )
+        if self.started:
+            err_ratio = self.iteration_errors / self.started
+            if err_ratio > limits.max_iteration_error_ratio:
+                self.problems.append(
+                    f"{self.iteration_errors:,} of {self.started:,} iterations raised "
+                    f"({err_ratio:.1%}; at most {limits.max_iteration_error_ratio:.1%} allowed)"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["trustworthy"] = self.trustworthy
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScenarioHealth:
+        d = dict(d)
+        d.pop("trustworthy", None)
+        return cls(**d)

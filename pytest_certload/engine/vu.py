@@ -1,0 +1,283 @@
+"""Virtual users and the recording HTTP client they hand to iteration functions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TransportError
+from ..metrics import MetricStore, MetricType, TagSet, tagset
+
+if TYPE_CHECKING:
+    from ..http import Client, Response
+    from .clock import Clock
+
+__all__ = ["VU", "FailedResponse", "RecordingClient", "ScenarioContext"]
+
+#: more distinct ``name`` tags than this in one scenario fold into ``name=(other)``
+MAX_NAMES_PER_SCENARIO = 100
+DEFAULT_EXPECTED = range(200, 400)
+
+
+class FailedResponse:
+    """What a request that failed below HTTP returns to the iteration (status 0, like k6)."""
+
+    status_code = 0
+    http_version = ""
+    content = b""
+    text = ""
+
+    def __init__(self, url: str, error: str, kind: str) -> None:
+        self.url = url
+        self.error = error
+        self.error_kind = kind
+        self.headers: dict[str, str] = {}
+        self.timings = None
+
+    def json(self) -> Any:
+        raise ValueError(f"no response body: the request to {self.url} failed ({self.error})")
+
+    def raise_for_status(self) -> None:
+        raise TransportError(self.error, url=self.url, kind=self.error_kind)
+
+    def __repr__(self) -> str:
+        return f"<FailedResponse {self.url} {self.error_kind}: {self.error}>"
+
+
+@dataclass
+class ScenarioContext:
+    """What every VU of one scenario shares: its name, tags, store and client factory."""
+
+    name: str
+    tags: dict[str, str]
+    store: MetricStore
+    client_factory: Callable[[], Client]
+    open_model: bool
+    clock: Clock
+    expected_statuses: Collection[int] = DEFAULT_EXPECTED
+    iterations_started: int = 0
+    # HTTP outcome tallies used by the health verdict (unreachable target detection)
+    http_ok: int = 0
+    connect_errors: int = 0
+    first_connect_error: str = ""
+    # bounded sample of iteration exceptions (message -> count)
+    iteration_errors: int = 0
+
+    def __post_init__(self) -> None:
+        self._names: set[str] = set()
+        self._tag_cache: dict[tuple[Any, ...], TagSet] = {}
+        self.error_samples: dict[str, int] = {}
+        self.folded_names = 0
+        self.timeline: Any = None  # set by the runner
+
+    def request_tags(
+        self,
+        name: str,
+        method: str,
+        status: int,
+        expected: bool,
+        extra: Mapping[str, str] | None,
+    ) -> TagSet:
+        if name not in self._names:
+            if len(self._names) >= MAX_NAMES_PER_SCENARIO:
+                self.folded_names += 1
+                name = "(other)"
+            else:
+                self._names.add(name)
+        key = (name, method, status, expected, tuple(sorted(extra.items())) if extra else None)
+        cached = self._tag_cache.get(key)
+        if cached is None:
+            tags = dict(self.tags)
+            tags.update(
+                name=name,
+                method=method,
+                status=str(status),
+                expected_response="true" if expected else "false",
+            )
+            if extra:
+                tags.update(extra)
+            cached = self._tag_cache[key] = tagset(tags)
+        return cached
+
+    def note_error(self, message: str) -> None:
+        self.iteration_errors += 1
+        if message in self.error_samples or len(self.error_samples) < 20:
+            self.error_samples[message] = self.error_samples.get(message, 0) + 1
+
+
+class RecordingClient:
+    """An httpx-shaped client that records k6's HTTP metrics for every request.
+
+    Transport failures do not raise: they return a :class:`FailedResponse` (status 0) and
+    count as failed requests, as in k6. ``name=`` sets the ``name`` tag (use a URL
+    template such as ``/api/v1/agents/{id}/heartbeat``; it defaults to the URL without its
+    query string); ``expected=`` lists the statuses that are not failures (default
+    200-399); ``tags=`` adds tags to this request's samples.
+    """
+
+    def __init__(self, vu: VU) -> None:
+        self._vu = vu
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._vu.context.client_factory()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        expected: Collection[int] | None = None,
+        **kwargs: Any,
+    ) -> Response | FailedResponse:
+        ctx = self._vu.context
+        store = ctx.store
+        method = method.upper()
+        t_send = time.perf_counter_ns()
+        response: Response | FailedResponse
+        try:
+            response = await self.client.request(method, url, **kwargs)
+        except TransportError as exc:
+            response = FailedResponse(exc.url or url, str(exc), exc.kind)
+            if exc.kind == "connect":
+                ctx.connect_errors += 1
+                if not ctx.first_connect_error:
+                    text = str(exc)
+                    target = exc.url or url
+                    ctx.first_connect_error = text if target in text else f"{target}: {text}"
+        service = time.perf_counter_ns() - t_send
+        status = response.status_code
+        ok_statuses = ctx.expected_statuses if expected is None else expected
+        is_expected = status != 0 and status in ok_statuses
+        if status:
+            ctx.http_ok += 1
+        label = name if name is not None else url.split("?", 1)[0]
+        ts = ctx.request_tags(label, method, status, is_expected, tags)
+        lag = self._vu.current_lag_ns
+        latency = service + lag
+        store.add_counter("http_reqs", 1, ts)
+        store.add_trend("http_req_duration", latency, ts)
+        store.add_trend("http_req_service_time", service, ts)
+        store.add_rate("http_req_failed", not is_expected, ts)
+        timings = response.timings
+        if timings is not None:
+            for metric, value in (
+                ("http_req_blocked", timings.blocked),
+                ("http_req_connecting", timings.connecting),
+                ("http_req_tls_handshaking", timings.tls_handshaking),
+                ("http_req_sending", timings.sending),
+                ("http_req_waiting", timings.waiting),
+                ("http_req_receiving", timings.receiving),
+            ):
+                if value is not None:
+                    store.add_trend(metric, value, ts)
+        if response.content:
+            store.add_counter("data_received", len(response.content), ts)
+        if ctx.timeline is not None:
+            ctx.timeline.record_request(latency, not is_expected)
+        return response
+
+    async def get(self, url: str, **kwargs: Any) -> Response | FailedResponse:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str, **kwargs: Any) -> Response | FailedResponse:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> Response | FailedResponse:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> Response | FailedResponse:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> Response | FailedResponse:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> Response | FailedResponse:
+        return await self.request("DELETE", url, **kwargs)
+
+
+class VU:
+    """One virtual user: the argument of a scenario's iteration function.
+
+    Attributes: ``id`` (unique in the run, from 1), ``id_in_scenario`` (from 1),
+    ``iteration`` (this VU's iteration count, from 0), ``scenario`` (its name),
+    ``http`` (a :class:`RecordingClient` with its own connection), ``state`` (a dict the
+    iteration function may keep things in across iterations).
+    """
+
+    def __init__(self, context: ScenarioContext, vu_id: int, id_in_scenario: int) -> None:
+        self.context = context
+        self.id = vu_id
+        self.id_in_scenario = id_in_scenario
+        self.iteration = 0
+        self.iteration_in_scenario = 0
+        self.state: dict[str, Any] = {}
+        self.http = RecordingClient(self)
+        self.current_lag_ns = 0
+        self.intended_start_ns: int | None = None
+
+    @property
+    def scenario(self) -> str:
+        return self.context.name
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.context.tags
+
+    def _tags(self, extra: Mapping[str, str] | None) -> TagSet:
+        if not extra:
+            return tagset(self.context.tags)
+        merged = dict(self.context.tags)
+        merged.update(extra)
+        return tagset(merged)
+
+    async def sleep(self, duration: float | str) -> None:
+        """Pause this VU (k6's ``sleep``): seconds as a number, or a duration string."""
+        if isinstance(duration, str):
+            from .._units import parse_duration_ns
+
+            ns = parse_duration_ns(duration, what="sleep duration")
+        else:
+            ns = round(duration * 1e9)
+        await self.context.clock.sleep(ns)
+
+    def check(self, name: str, ok: bool, tags: Mapping[str, str] | None = None) -> bool:
+        """Record a k6-style check (Rate ``checks`` tagged ``check:<name>``); returns ``ok``."""
+        extra = dict(tags or {})
+        extra["check"] = name
+        self.context.store.add_rate("checks", bool(ok), self._tags(extra))
+        return bool(ok)
+
+    def _declared(self, name: str, mtype: MetricType, time: bool = False) -> MetricStore:
+        store = self.context.store
+        if store.type_of(name) is None:
+            store.declare(name, mtype, time=time)
+        return store
+
+    def counter(self, name: str, value: float = 1, tags: Mapping[str, str] | None = None) -> None:
+        """Add to a Counter (declared on first use if the scenario did not declare it)."""
+        self._declared(name, MetricType.COUNTER).add_counter(name, value, self._tags(tags))
+
+    def rate(self, name: str, ok: bool, tags: Mapping[str, str] | None = None) -> None:
+        """Record one sample of a Rate (share of true samples)."""
+        self._declared(name, MetricType.RATE).add_rate(name, ok, self._tags(tags))
+
+    def trend(self, name: str, value_ns: int, tags: Mapping[str, str] | None = None) -> None:
+        """Record a duration in integer nanoseconds into a time Trend."""
+        self._declared(name, MetricType.TREND, True).add_trend(name, value_ns, self._tags(tags))
+
+    def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
+        """Set a Gauge's current value."""
+        self._declared(name, MetricType.GAUGE).set_gauge(name, value, self._tags(tags))

@@ -1,0 +1,193 @@
+"""pytest-certload's hooks. Everything of substance lives in pytest-free modules."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from . import _settings
+from ._session import (
+    LoadTest,
+    SessionRecorder,
+    ThresholdBreach,
+    UntrustworthyRun,
+    validate_marker_kwargs,
+)
+from .errors import CertloadError, ConfigError
+from .fixtures import certload, certload_settings
+
+__all__ = [
+    "SETTINGS_KEY",
+    "CertloadWarning",
+    "ThresholdBreach",
+    "UntrustworthyRun",
+    "certload",
+    "certload_settings",
+]
+
+SETTINGS_KEY = pytest.StashKey[_settings.Settings]()
+RECORDER_KEY = pytest.StashKey[SessionRecorder]()
+SessionRecorder.KEY = RECORDER_KEY
+
+MARKERS = {
+    "api": "certctl API tier scenarios (issuance_acceptance, list_certificates)",
+    "connector": "connector tier: TLS handshakes against nginx, apache, haproxy and the f5 mock",
+    "acme": "ACME server scenarios (directory, new-nonce, renewal-info, JWS enrollment)",
+    "scale": "scale tier: bulk_renewal, acme_burst, agent_storm (seeds PostgreSQL)",
+    "certload(smoke_duration, thresholds, health, min_tail_samples, target)": "per-test "
+    "overrides of pytest-certload (keyword arguments), validated at collection",
+}
+
+
+class CertloadWarning(pytest.PytestWarning):
+    """A warning issued by pytest-certload."""
+
+
+def _argparse_type(option: _settings.Option) -> Any:
+    def parse(raw: str) -> Any:
+        try:
+            return option.parse(raw)
+        except _settings.BadValue as exc:
+            raise argparse.ArgumentTypeError(
+                f"{raw!r} is not a valid {exc.kind}; use {exc.grammar}."
+            ) from None
+
+    parse.__name__ = option.metavar.lower()
+    return parse
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("certload", "load testing certctl (pytest-certload)")
+    for opt in _settings.OPTIONS:
+        group.addoption(
+            opt.cli,
+            dest=opt.dest,
+            default=None,
+            type=_argparse_type(opt),
+            metavar=opt.metavar,
+            help=f"{opt.help}. ini {opt.dest}, env {opt.env}. Default: {opt.default_text}.",
+        )
+        parser.addini(opt.dest, f"{opt.help} (see {opt.cli})", type="string", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    cli = {opt.dest: config.getoption(opt.dest) for opt in _settings.OPTIONS}
+    ini: dict[str, str | None] = {}
+    for opt in _settings.OPTIONS:
+        raw = config.getini(opt.dest)
+        ini[opt.dest] = raw if isinstance(raw, str) and raw != "" else None
+    ini_source = config.inipath.name if config.inipath is not None else "the ini file"
+    try:
+        settings = _settings.resolve(cli, ini, ini_source=ini_source)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    output_dir = settings.output_dir
+    if not output_dir.is_absolute():
+        output_dir = config.rootpath / output_dir
+    recorder = SessionRecorder(output_dir=output_dir)
+    config.stash[RECORDER_KEY] = recorder
+    config.pluginmanager.register(_Reporter(config, recorder), "certload-reporter")
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    problems = []
+    for item in items:
+        for marker in item.iter_markers("certload"):
+            try:
+                validate_marker_kwargs(marker.args, marker.kwargs, item.nodeid)
+            except ConfigError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Let progress lines of a running scenario reach the terminal despite capturing."""
+    load = _load_test_of(item)
+    if load is not None:
+        load.progress_sink = _progress_writer(item.config)
+    try:
+        return (yield)
+    finally:
+        if load is not None:
+            load.progress_sink = None
+
+
+def _load_test_of(item: pytest.Item) -> LoadTest | None:
+    funcargs = getattr(item, "funcargs", None)
+    if not funcargs:
+        return None
+    value = funcargs.get("certload")
+    return value if isinstance(value, LoadTest) else None
+
+
+def _progress_writer(config: pytest.Config) -> Any:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or config.get_verbosity() < 0:
+        return None
+
+    def write(line: str) -> None:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
+
+    return write
+
+
+class _Reporter:
+    """Session-end reporting, registered only once settings resolved (xdist style)."""
+
+    def __init__(self, config: pytest.Config, recorder: SessionRecorder) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.summary_path = ""
+        self.write_error = ""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcomes = self.recorder.outcomes
+        if report.failed and report.when != "call":
+            outcomes[report.nodeid] = "error"
+        elif report.when == "call" and outcomes.get(report.nodeid) != "error":
+            outcomes[report.nodeid] = report.outcome
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.recorder.records:
+            return
+        from .report import summary
+
+        try:
+            path = summary.write_summary(self.recorder, self.config.stash[SETTINGS_KEY])
+        except (OSError, CertloadError) as exc:
+            self.write_error = f"pytest-certload could not write its JSON summary: {exc}"
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        self.summary_path = str(path)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.recorder.records:
+            return
+        from .report import terminal
+
+        try:
+            lines = terminal.render(self.recorder)
+        except Exception as exc:
+            lines = [f"pytest-certload could not render its summary table: {exc!r}"]
+        terminalreporter.section("certload", sep="=")
+        for line in lines:
+            terminalreporter.write_line(line)
+        if self.summary_path:
+            terminalreporter.write_line(f"JSON summary: {self.summary_path}")
+        if self.write_error:
+            terminalreporter.write_line(self.write_error, red=True)

@@ -1,0 +1,1 @@
+"""Reports of a run: statistics, terminal table, junit properties, JSON summary, HTML."""

@@ -1,0 +1,197 @@
+"""The JSON summary of a pytest session, shaped so k6 users recognise it.
+
+``metrics`` follows k6's ``handleSummary`` data: one entry per metric and per sub-metric
+(``http_req_duration{scenario:list_certificates}``) with ``type``, ``contains`` and
+``values`` (``avg min med max p(90) p(95) p(99)`` in ms for time trends), and
+``thresholds`` mapping each expression to ``{"ok": bool}``. ``connector_tier`` carries
+certctl's per-target-type object with every field filled. ``tests`` lists each test with
+its verdict and per-scenario figures. The document is described by
+``summary.schema.json`` beside this module (``schema_version`` 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .._session import RunRecord, SessionRecorder, verdict_of
+from ..metrics import CounterSink, MetricStore, RateSink, TrendSink, summary
+from .stats import scenario_stats
+
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "build_summary", "connector_tier", "write_summary"]
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
+_PER_SCENARIO = (
+    "http_req_duration",
+    "http_req_failed",
+    "http_reqs",
+    "iterations",
+    "iteration_duration",
+    "schedule_lag",
+    "dropped_iterations",
+)
+TARGET_TYPES = ("nginx", "apache", "haproxy", "f5")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pytest-certload")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+
+
+def _metric_entry(store: MetricStore, name: str, sink: Any, duration_ns: int) -> dict[str, Any]:
+    mtype = store.type_of(name)
+    return {
+        "type": mtype.value if mtype is not None else "unknown",
+        "contains": "time" if store.is_time(name) else "default",
+        "values": summary(sink, duration_ns=duration_ns),
+    }
+
+
+def _selector(name: str, tags: dict[str, str]) -> str:
+    if not tags:
+        return name
+    return name + "{" + ",".join(f"{k}:{v}" for k, v in tags.items()) + "}"
+
+
+def connector_tier(store: MetricStore) -> dict[str, dict[str, Any]]:
+    """certctl's ``connector_tier`` object for every target type that was measured."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in TARGET_TYPES:
+        where = {"target_type": kind}
+        latency = store.select("http_req_duration", where)
+        if not isinstance(latency, TrendSink) or not latency.count:
+            continue
+        failed = store.select("http_req_failed", where)
+        iterations = store.select("iterations", where)
+        q = latency.quantiles((50, 95, 99))
+        out[kind] = {
+            "p50": q[50] / 1e6,
+            "p95": q[95] / 1e6,
+            "p99": q[99] / 1e6,
+            "max": latency.max() / 1e6,
+            "avg": latency.mean() / 1e6,
+            "error_rate": failed.rate() if isinstance(failed, RateSink) else 0.0,
+            "iterations": int(iterations.count) if isinstance(iterations, CounterSink) else 0,
+        }
+    return out
+
+
+def _test_entry(record: RunRecord, outcome: str) -> dict[str, Any]:
+    result = record.result
+    return {
+        "nodeid": record.nodeid,
+        "label": record.label,
+        "outcome": outcome or "unknown",
+        "verdict": verdict_of(result),
+        "started_at": result.started_at,
+        "duration_ms": result.duration_ns / 1e6,
+        "aborted": result.aborted,
+        "untrustworthy": result.untrustworthy,
+        "unreachable": result.unreachable,
+        "run_file": str(record.path) if record.path else None,
+        "scenarios": {
+            name: {
+                **scenario_stats(result, name),
+                "health": sc.health.to_dict(),
+                "executor": sc.executor,
+                "tags": sc.tags,
+            }
+            for name, sc in result.scenarios.items()
+        },
+        "thresholds": [
+            {
+                "metric": r.threshold.selector,
+                "threshold": r.threshold.expression,
+                "ok": r.ok,
+                "observed": r.observed,
+                "samples": r.count,
+                "reason": r.reason,
+                "source": r.threshold.source,
+                "message": r.message(),
+            }
+            for r in result.thresholds
+        ],
+    }
+
+
+def build_summary(recorder: SessionRecorder, settings: Any) -> dict[str, Any]:
+    merged = MetricStore()
+    duration_ns = 0
+    for record in recorder.records:
+        merged.merge(record.result.store)
+        duration_ns += record.result.duration_ns
+    metrics: dict[str, dict[str, Any]] = {}
+    for name in merged.names():
+        sink = merged.select(name)
+        if sink is not None:
+            metrics[name] = _metric_entry(merged, name, sink, duration_ns)
+    wanted: list[tuple[str, dict[str, str]]] = []
+    for record in recorder.records:
+        for scenario in record.result.scenarios:
+            wanted += [(m, {"scenario": scenario}) for m in _PER_SCENARIO]
+        for r in record.result.thresholds:
+            wanted.append((r.threshold.metric, dict(r.threshold.tags)))
+    for kind in connector_tier(merged):
+        wanted += [(m, {"target_type": kind}) for m in _PER_SCENARIO]
+    for name, tags in wanted:
+        key = _selector(name, tags)
+        if key in metrics or name not in merged.names():
+            continue
+        sink = merged.select(name, tags)
+        if sink is not None:
+            metrics[key] = _metric_entry(merged, name, sink, duration_ns)
+    for record in recorder.records:
+        for r in record.result.thresholds:
+            key = r.threshold.selector
+            entry = metrics.setdefault(
+                key, {"type": "unknown", "contains": "default", "values": {}}
+            )
+            thresholds = entry.setdefault("thresholds", {})
+            previous = thresholds.get(r.threshold.expression, {"ok": True})
+            thresholds[r.threshold.expression] = {"ok": previous["ok"] and r.ok}
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "generator": {"name": "pytest-certload", "version": _version()},
+        "machine": machine(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "profile": settings.profile,
+        "http_backend": settings.http_backend,
+        "target": {"label": recorder.target or "", **recorder.target_details},
+        "state": {"testRunDurationMs": duration_ns / 1e6},
+        "tests": [_test_entry(r, recorder.outcomes.get(r.nodeid, "")) for r in recorder.records],
+        "metrics": metrics,
+    }
+    tier = connector_tier(merged)
+    if tier:
+        doc["connector_tier"] = tier
+    return doc
+
+
+def write_summary(recorder: SessionRecorder, settings: Any) -> Path:
+    """Write ``summary.json`` into the output directory and return its path."""
+    doc = build_summary(recorder, settings)
+    recorder.output_dir.mkdir(parents=True, exist_ok=True)
+    path = recorder.output_dir / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    tmp.replace(path)
+    return path

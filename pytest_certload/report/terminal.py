@@ -1,0 +1,80 @@
+"""The end-of-run table: one row per scenario, then every threshold with ✓ or ✗."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._session import SessionRecorder, verdict_of
+from .stats import scenario_stats
+
+__all__ = ["render"]
+
+_COLUMNS = (
+    ("scenario", "<", 28),
+    ("requests", ">", 9),
+    ("rate/s", ">", 8),
+    ("p50 ms", ">", 8),
+    ("p90 ms", ">", 8),
+    ("p95 ms", ">", 8),
+    ("p99 ms", ">", 8),
+    ("max ms", ">", 9),
+    ("errors", ">", 7),
+    ("lag p99", ">", 8),
+)
+
+
+def _num(value: Any, fmt: str = ".1f") -> str:
+    if value is None:
+        return "-"
+    return format(value, fmt)
+
+
+def _row(cells: list[str]) -> str:
+    return " ".join(
+        f"{cell:{align}{width}}" for cell, (_, align, width) in zip(cells, _COLUMNS, strict=True)
+    ).rstrip()
+
+
+def render(recorder: SessionRecorder) -> list[str]:
+    """Lines of the certload section of the terminal summary."""
+    lines: list[str] = []
+    target = recorder.target or "(not recorded: the test did not use the certload stack)"
+    lines.append(f"target: {target}")
+    lines.append(_row([name for name, _, _ in _COLUMNS]))
+    for record in recorder.records:
+        result = record.result
+        label = f" [{record.label}]" if record.label else ""
+        outcome = recorder.outcomes.get(record.nodeid, "")
+        lines.append(
+            f"{record.nodeid}{label}: {verdict_of(result)}"
+            + (f" (test {outcome})" if outcome else "")
+        )
+        for name in result.scenarios:
+            s = scenario_stats(result, name)
+            err = s["error_rate"]
+            lines.append(
+                _row(
+                    [
+                        f"  {name}"[:28],
+                        f"{s['requests']:,}",
+                        _num(s["rps"]),
+                        _num(s.get("p50_ms"), ".2f"),
+                        _num(s.get("p90_ms"), ".2f"),
+                        _num(s.get("p95_ms"), ".2f"),
+                        _num(s.get("p99_ms"), ".2f"),
+                        _num(s.get("max_ms"), ".1f"),
+                        "-" if err is None else f"{err:.2%}",
+                        _num(s["lag_p99_ms"], ".2f"),
+                    ]
+                )
+            )
+        for r in result.thresholds:
+            mark = "✓" if r.ok else "✗"
+            lines.append(f"    {mark} {r.message()}")
+        for problem in result.untrustworthy:
+            lines.append(f"    ! untrustworthy: {problem}")
+        for url in result.unreachable:
+            lines.append(f"    ! unreachable: {url}")
+        if result.aborted:
+            lines.append(f"    ! aborted: {result.aborted}")
+    return lines

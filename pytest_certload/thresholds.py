@@ -1,0 +1,521 @@
+"""k6 thresholds: parse them, judge them against a :class:`~.metrics.MetricStore`.
+
+The grammar is k6's, so certctl's k6 thresholds carry over verbatim::
+
+    {
+        "http_req_duration{scenario:issuance}": ["p(95)<2000", "p(99)<5000"],
+        "http_req_failed": ["rate<0.01"],
+        "checks": [{"threshold": "rate>0.99", "abortOnFail": True, "delayAbortEval": "10s"}],
+    }
+
+Selector: ``METRIC`` or ``METRIC{TAG:VALUE,...}``; a value is anything but ``,``, ``{``
+and ``}``, or quoted (``name:"/certs/{id}"``, ``name:'a,b'``) to hold those too.
+
+Expression: ``AGG OP VALUE``.
+
+* ``AGG`` by metric type: trend ``avg min max med p(N) count``; rate ``rate``; counter
+  ``count rate`` (per second over the run); gauge ``value``. The metric's type is only
+  known when judging, so a mismatch is not a syntax error but a failed result whose
+  reason says what applies (the run still reports every other threshold).
+* ``OP``: ``< <= > >= == !=``.
+* ``VALUE``: a number; for time trends a bare number is milliseconds (k6) and a unit
+  ``ns us µs ms s m h`` may be given; ``%`` is allowed with ``rate`` (``rate<1%``).
+
+Judgement is exact and conservative: comparisons use exact fractions in the metric's own
+unit (integer ns for time trends); percentiles follow the one nearest-rank definition of
+:mod:`.metrics` (reported at their bucket's highest value, never lower than the samples
+support). A threshold is *not* met, with a reason instead of an observed value, when it
+cannot be judged: unknown metric, wrong aggregation, no samples, or too few samples for
+a percentile — ``p(q)`` needs ``n * (1 - q/100) >= min_tail_samples`` (``p(100)``, the
+maximum, needs one sample).
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from math import ceil
+from typing import Any
+
+from ._units import NS_PER_UNIT, parse_duration_ns
+from .errors import ConfigError, ThresholdSyntaxError
+from .metrics import (
+    METRIC_NAME_RE,
+    CounterSink,
+    MetricStore,
+    MetricType,
+    RateSink,
+    Sink,
+    TagSet,
+    TrendSink,
+    tagset,
+)
+
+__all__ = [
+    "EXPRESSION_GRAMMAR",
+    "SELECTOR_GRAMMAR",
+    "Threshold",
+    "ThresholdResult",
+    "abort_check",
+    "evaluate",
+    "parse_thresholds",
+]
+
+EXPRESSION_GRAMMAR = (
+    "use AGG OP VALUE, e.g. 'p(95)<2000' or 'rate<0.01' "
+    "(AGG: avg min max med p(N) count rate value; OP: < <= > >= == !=)"
+)
+SELECTOR_GRAMMAR = (
+    "use METRIC or METRIC{TAG:VALUE,...}, e.g. 'http_req_duration{scenario:issuance}'"
+)
+_UNIT_GRAMMAR = (
+    "VALUE is a number (ms for time trends), optionally with a unit ns us µs ms s m h, "
+    "or % for rate"
+)
+_OBJECT_KEYS = ("threshold", "abortOnFail", "delayAbortEval")
+
+_OPS: dict[str, Callable[[Fraction, Fraction], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_AGGREGATIONS = ("avg", "min", "max", "med", "p", "count", "rate", "value")
+_TIME_AGGREGATIONS = frozenset({"avg", "min", "max", "med", "p"})
+_VALID_FOR: dict[MetricType, tuple[str, ...]] = {
+    MetricType.TREND: ("avg", "min", "max", "med", "p(N)", "count"),
+    MetricType.RATE: ("rate",),
+    MetricType.COUNTER: ("count", "rate"),
+    MetricType.GAUGE: ("value",),
+}
+_EXPRESSION_RE = re.compile(
+    r"""^\s*(?P<agg>[A-Za-z]+)\s*(?:\(\s*(?P<arg>[^()]*?)\s*\))?
+    \s*(?P<op><=|>=|==|!=|<|>)
+    \s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
+    \s*(?P<unit>[A-Za-zµμ%]+)?\s*$""",
+    re.VERBOSE,
+)
+_PERCENTILE_RE = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)$")
+_TAG_RE = re.compile(
+    r"""\s*(?P<key>[^\s:,{}"']+)\s*:\s*
+    (?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s,{}"'][^,{}]*?))
+    \s*(?:,|\Z)""",
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One parsed threshold expression on one metric selector."""
+
+    metric: str
+    tags: Mapping[str, str] = field(hash=False)
+    selector: str  # normalised, e.g. "http_req_duration{scenario:x}"
+    expression: str  # as written, stripped
+    aggregation: str  # avg min max med count rate value, or p(N) normalised: "p(99.9)"
+    percentile: float | None  # N of p(N); 50 for med
+    op: str
+    limit: float  # metric's user unit: ms for time trends, a fraction for % rates
+    abort_on_fail: bool = False
+    delay_abort_eval_ns: int = 0
+    source: str = ""
+    unit: str = ""  # unit written after the value, "" if none (Greek μ stored as µ)
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """The verdict on one threshold.
+
+    ``observed`` is ``None`` when the threshold could not be judged; ``reason`` then
+    says why (and ``ok`` is False). Otherwise ``reason`` describes the observation.
+    """
+
+    threshold: Threshold
+    ok: bool
+    observed: float | None  # user unit: ms for time trends, per second for counter rates
+    count: int  # samples behind the observation
+    reason: str
+
+    @property
+    def judged(self) -> bool:
+        return self.observed is not None
+
+    @property
+    def breached(self) -> bool:
+        """Judged and not met (unlike a threshold that could not be judged)."""
+        return self.observed is not None and not self.ok
+
+    def message(self) -> str:
+        t = self.threshold
+        where = f" — declared at {t.source}" if t.source else ""
+        return f"{t.selector} {t.expression}: {self.reason}{where}"
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+
+def parse_thresholds(
+    spec: Mapping[str, Sequence[str | Mapping[str, Any]]], *, source: str
+) -> list[Threshold]:
+    """Parse a k6 ``thresholds`` mapping; ``source`` says where it was declared.
+
+    Raises :class:`ThresholdSyntaxError` naming the expression, selector and source.
+    """
+    where = f" (declared at {source})" if source else ""
+    if not isinstance(spec, Mapping):
+        raise ThresholdSyntaxError(
+            f"thresholds{where} must be a mapping of metric selector to a list of "
+            f"expressions, e.g. {{'http_req_duration': ['p(95)<2000']}}; got {spec!r}"
+        )
+    result: list[Threshold] = []
+    for key, entries in spec.items():
+        metric, tags, selector = _parse_selector(key, where)
+        if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
+            raise ThresholdSyntaxError(
+                f"thresholds for {selector}{where} must be a list of expressions, "
+                f"e.g. ['p(95)<2000']; got {entries!r}"
+            )
+        for entry in entries:
+            result.append(_parse_entry(entry, metric, tags, selector, source, where))
+    return result
+
+
+def _parse_selector(key: object, where: str) -> tuple[str, dict[str, str], str]:
+    def fail(detail: str) -> ThresholdSyntaxError:
+        return ThresholdSyntaxError(
+            f"{key!r} is not a valid metric selector{where}: {detail}; {SELECTOR_GRAMMAR}"
+        )
+
+    if not isinstance(key, str):
+        raise fail("it must be a string")
+    name, brace, rest = key.strip().partition("{")
+    name = name.strip()
+    if not METRIC_NAME_RE.match(name):
+        raise fail(
+            f"{name!r} is not a metric name (letters, digits, '_', '.', '-'; "
+            f"starting with a letter or '_')"
+            if name
+            else "the metric name is missing"
+        )
+    tags: dict[str, str] = {}
+    if brace:
+        if not rest.endswith("}"):
+            raise fail("the tag filter has no closing '}'")
+        inner = rest[:-1]
+        if not inner.strip():
+            raise fail("the tag filter '{}' is empty")
+        pos = 0
+        while pos < len(inner):
+            match = _TAG_RE.match(inner, pos)
+            if match is None:
+                raise fail(_tag_problem(inner[pos:]))
+            value = next(v for v in match.group("dq", "sq", "bare") if v is not None)
+            if match["key"] in tags:
+                raise fail(f"tag {match['key']!r} is given twice")
+            tags[match["key"]] = value
+            pos = match.end()
+            if inner[pos - 1] == "," and not inner[pos:].strip():
+                raise fail("the tag filter ends with ','")
+    return name, tags, _format_selector(name, tags)
+
+
+def _tag_problem(rest: str) -> str:
+    """Why ``rest`` (the unread part of a tag filter) does not start with TAG:VALUE."""
+    key, colon, value = rest.partition(",")[0].partition(":")
+    if not key.strip():
+        return "a tag name is missing before ':'" if colon else "an empty TAG:VALUE pair"
+    if not colon:
+        return f"tag {key.strip()!r} has no value"
+    if not value.strip():
+        return f"tag {key.strip()!r} has an empty value (quote it, {key.strip()}:\"\", to mean '')"
+    if set(value) & set("{}") and value.strip()[0] not in "\"'":
+        return (
+            f"tag {key.strip()!r} has '{{' or '}}' in its unquoted value; quote the value, "
+            f'e.g. {key.strip()}:"/api/v1/certificates/{{id}}"'
+        )
+    return f"cannot read a TAG:VALUE pair at {rest!r}"
+
+
+def _format_selector(name: str, tags: Mapping[str, str]) -> str:
+    if not tags:
+        return name
+
+    def show(value: str) -> str:
+        if value and value.strip() == value and not set(value) & set(",}\"'"):
+            return value
+        return f"'{value}'" if '"' in value else f'"{value}"'
+
+    return name + "{" + ",".join(f"{k}:{show(v)}" for k, v in tags.items()) + "}"
+
+
+def _parse_entry(
+    entry: object,
+    metric: str,
+    tags: dict[str, str],
+    selector: str,
+    source: str,
+    where: str,
+) -> Threshold:
+    abort_on_fail = False
+    delay_ns = 0
+    if isinstance(entry, Mapping):
+        unknown = [k for k in entry if k not in _OBJECT_KEYS]
+        if unknown:
+            raise ThresholdSyntaxError(
+                f"threshold {dict(entry)!r} for {selector}{where} has unknown "
+                f"key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"the keys are threshold, abortOnFail and delayAbortEval"
+            )
+        expression = entry.get("threshold")
+        if not isinstance(expression, str):
+            raise ThresholdSyntaxError(
+                f"threshold {dict(entry)!r} for {selector}{where} needs 'threshold': an "
+                f"expression string such as 'p(95)<2000'"
+            )
+        abort_on_fail = entry.get("abortOnFail", False)
+        if not isinstance(abort_on_fail, bool):
+            raise ThresholdSyntaxError(
+                f"abortOnFail of {selector} {expression!r}{where} must be true or false, "
+                f"not {abort_on_fail!r}"
+            )
+        delay = entry.get("delayAbortEval", 0)
+        if delay != 0:
+            try:
+                delay_ns = parse_duration_ns(
+                    delay, what=f"delayAbortEval of {selector} {expression!r}", source=source
+                )
+            except ConfigError as exc:
+                raise ThresholdSyntaxError(str(exc)) from exc
+    elif isinstance(entry, str):
+        expression = entry
+    else:
+        raise ThresholdSyntaxError(
+            f"{entry!r} is not a valid threshold for {selector}{where}: use an expression "
+            f"string or {{'threshold': ..., 'abortOnFail': ..., 'delayAbortEval': ...}}"
+        )
+    aggregation, percentile, op, limit, unit = _parse_expression(expression, selector, where)
+    return Threshold(
+        metric=metric,
+        tags=tags,
+        selector=selector,
+        expression=expression.strip(),
+        aggregation=aggregation,
+        percentile=percentile,
+        op=op,
+        limit=limit,
+        abort_on_fail=abort_on_fail,
+        delay_abort_eval_ns=delay_ns,
+        source=source,
+        unit=unit,
+    )
+
+
+def _parse_expression(
+    expression: str, selector: str, where: str
+) -> tuple[str, float | None, str, float, str]:
+    def fail(detail: str = "", grammar: str = EXPRESSION_GRAMMAR) -> ThresholdSyntaxError:
+        why = f": {detail}" if detail else ""
+        return ThresholdSyntaxError(
+            f"{expression!r} is not a valid threshold for {selector}{where}{why}; {grammar}"
+        )
+
+    match = _EXPRESSION_RE.match(expression)
+    if match is None:
+        raise fail()
+    agg, arg, op, num = match["agg"], match["arg"], match["op"], match["num"]
+    unit = (match["unit"] or "").replace("μ", "µ")  # Greek mu -> micro sign
+    if agg not in _AGGREGATIONS:
+        raise fail(f"unknown aggregation {agg!r}")
+    percentile: float | None = None
+    if agg == "p":
+        if arg is None or not _PERCENTILE_RE.match(arg) or not 0 <= float(arg) <= 100:
+            raise fail("p(N) needs a number N from 0 to 100, e.g. p(95) or p(99.9)")
+        percentile = float(arg)
+        agg = f"p({_plain(Decimal(arg))})"
+    elif arg is not None:
+        raise fail(f"only p(N) takes an argument, not {agg}")
+    elif agg == "med":
+        percentile = 50.0
+    value = Decimal(num)
+    if unit == "%":
+        if agg != "rate":
+            raise fail("'%' applies only to rate, e.g. 'rate<1%'", _UNIT_GRAMMAR)
+        value /= 100
+    elif unit in NS_PER_UNIT:
+        if percentile is None and agg not in _TIME_AGGREGATIONS:
+            raise fail(
+                f"unit {unit!r} applies only to avg min max med p(N) of a time trend",
+                _UNIT_GRAMMAR,
+            )
+        value = value * NS_PER_UNIT[unit] / NS_PER_UNIT["ms"]
+    elif unit:
+        raise fail(f"unknown unit {unit!r}", _UNIT_GRAMMAR)
+    return agg, percentile, op, float(value), unit
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros: 95.0 -> '95', 99.90 -> '99.9'."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# -- evaluation ------------------------------------------------------------------------
+
+
+def evaluate(
+    thresholds: Sequence[Threshold],
+    store: MetricStore,
+    *,
+    min_tail_samples: int = 1,
+    duration_ns: int | None = None,
+) -> list[ThresholdResult]:
+    """Judge every threshold against ``store``, in order.
+
+    ``duration_ns`` is the run's duration, for counter ``rate`` (without it, the span
+    from the counter's first to last sample). ``min_tail_samples`` is how many samples
+    must lie at or above a percentile for it to be judged.
+    """
+    if min_tail_samples < 1:
+        raise ValueError(f"min_tail_samples must be >= 1, got {min_tail_samples!r}")
+    selected: dict[tuple[str, TagSet], Sink | None] = {}
+    results = []
+    for threshold in thresholds:
+        key = (threshold.metric, tagset(threshold.tags))
+        if key not in selected:
+            selected[key] = store.select(threshold.metric, threshold.tags)
+        results.append(_judge(threshold, store, selected[key], min_tail_samples, duration_ns))
+    return results
+
+
+def abort_check(
+    thresholds: Sequence[Threshold],
+    store: MetricStore,
+    *,
+    elapsed_ns: int,
+    min_tail_samples: int = 1,
+) -> list[ThresholdResult]:
+    """The ``abortOnFail`` thresholds breached now, ``elapsed_ns`` into the run.
+
+    Only thresholds past their ``delayAbortEval`` are judged, counter rates over
+    ``elapsed_ns``; only real breaches count (too few samples never aborts a run).
+    """
+    due = [t for t in thresholds if t.abort_on_fail and elapsed_ns >= t.delay_abort_eval_ns]
+    results = evaluate(due, store, min_tail_samples=min_tail_samples, duration_ns=elapsed_ns)
+    return [r for r in results if r.breached]
+
+
+def _judge(
+    t: Threshold,
+    store: MetricStore,
+    sink: Sink | None,
+    min_tail_samples: int,
+    duration_ns: int | None,
+) -> ThresholdResult:
+    def unjudged(reason: str, count: int = 0) -> ThresholdResult:
+        return ThresholdResult(t, ok=False, observed=None, count=count, reason=reason)
+
+    kind = store.type_of(t.metric)
+    if kind is None:
+        close = difflib.get_close_matches(t.metric, store.names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return unjudged(f"no metric named {t.metric!r} is recorded{hint}; check the selector")
+    time = store.is_time(t.metric)
+    what = "a time trend" if time else f"a {kind.value}"
+    agg = "p(N)" if t.percentile is not None and t.aggregation != "med" else t.aggregation
+    if agg not in _VALID_FOR[kind]:
+        return unjudged(
+            f"{t.aggregation} does not apply to {t.metric}, {what}; "
+            f"use {' '.join(_VALID_FOR[kind])}"
+        )
+    if t.unit in NS_PER_UNIT and not time:
+        return unjudged(f"unit {t.unit!r} applies only to time trends; {t.metric} is {what}")
+    if sink is None or not sink.samples:
+        return unjudged(
+            f"no samples recorded for {t.selector}; "
+            f"check the scenario ran and the tag filter matches"
+        )
+    n = sink.samples
+    observed = _observe(t, sink, min_tail_samples, duration_ns)
+    if isinstance(observed, str):
+        return unjudged(observed, n)
+    scale = 1_000_000 if time and t.aggregation != "count" else 1  # ns per ms
+    if scale != 1:
+        suffix = " ms"
+    elif isinstance(sink, CounterSink) and t.aggregation == "rate":
+        suffix = "/s"
+    else:
+        suffix = ""
+    limit = Fraction(repr(t.limit))
+    ok = _OPS[t.op](observed, limit * scale)
+    shown = observed / scale
+    limit_text = f"{_number(limit * 100)}%" if t.unit == "%" else _number(limit)
+    if isinstance(sink, RateSink):
+        value = f"{_number(shown * 100)}%" if t.unit == "%" else _number(shown)
+        seen = f"{value} = {sink.trues:,} of {n:,} samples"
+    else:
+        seen = f"{_number(shown)}{suffix} over {n:,} samples"
+    return ThresholdResult(
+        t,
+        ok=ok,
+        observed=float(shown),
+        count=n,
+        reason=f"observed {seen} (limit {limit_text}{suffix})",
+    )
+
+
+def _observe(
+    t: Threshold, sink: Sink, min_tail_samples: int, duration_ns: int | None
+) -> Fraction | str:
+    """The observed value in the metric's own unit (ns for time trends), or why not."""
+    if isinstance(sink, TrendSink):
+        n = sink.count
+        if t.percentile is not None:
+            needed = _samples_needed(t.percentile, min_tail_samples)
+            if n < needed:
+                return (
+                    f"insufficient samples: {t.aggregation} needs at least {needed:,} samples "
+                    f"(got {n:,}); run longer or at a higher rate"
+                )
+            return Fraction(sink.quantile(t.percentile))
+        if t.aggregation == "count":
+            return Fraction(n)
+        if t.aggregation == "avg":
+            return Fraction(sink.sum, n)
+        return Fraction(sink.min() if t.aggregation == "min" else sink.max())
+    if isinstance(sink, RateSink):
+        return Fraction(sink.trues, sink.total)
+    if isinstance(sink, CounterSink):
+        if t.aggregation == "count":
+            return Fraction(sink.count)
+        span = duration_ns
+        if span is None and sink.first_ns is not None and sink.last_ns is not None:
+            span = sink.last_ns - sink.first_ns
+        if not span:
+            return (
+                f"a counter rate needs the run duration and none is known for "
+                f"{t.selector}; pass duration_ns to evaluate()"
+            )
+        return Fraction(sink.count) * 1_000_000_000 / span
+    return Fraction(sink.value)
+
+
+def _samples_needed(percentile: float, min_tail_samples: int) -> int:
+    """Least n with ``n * (1 - q/100) >= min_tail_samples``; 1 for p(100), the maximum."""
+    tail = 100 - Fraction(repr(percentile))
+    return 1 if tail == 0 else ceil(min_tail_samples * 100 / tail)
+
+
+def _number(value: Fraction) -> str:
+    """Readable and precise enough to compare with a limit: 912.384, 2,000, 0.01234."""
+    x = float(value)
+    if x != 0 and abs(x) < 1:
+        return f"{x:.4g}"
+    text = f"{x:,.3f}".rstrip("0").rstrip(".")
+    return text

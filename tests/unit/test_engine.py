@@ -1,0 +1,355 @@
+"""Executors' schedules (pure) and the runner on a virtual clock (exact, no real time)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import pytest
+
+from pytest_certload.engine import (
+    VU,
+    ConstantArrivalRate,
+    ConstantVUs,
+    RampingArrivalRate,
+    RampingVUs,
+    RunOptions,
+    RunResult,
+    Scenario,
+    Stage,
+    VirtualClock,
+    arrival_offsets_ns,
+    executor_from_dict,
+    run,
+    vu_steps,
+)
+from pytest_certload.engine.executors import VUStep
+from pytest_certload.engine.health import HealthLimits
+from pytest_certload.errors import ConfigError
+from pytest_certload.metrics import CounterSink, TrendSink
+
+S = 1_000_000_000
+MS = 1_000_000
+
+
+# -- schedules -------------------------------------------------------------------------
+
+
+def test_constant_arrival_rate_offsets_are_exact() -> None:
+    offsets = list(arrival_offsets_ns(ConstantArrivalRate(50, "2s")))
+    assert len(offsets) == 100
+    assert offsets[:3] == [0, 20 * MS, 40 * MS]
+    assert offsets[-1] == 1980 * MS
+
+
+def test_constant_arrival_rate_time_unit_minute() -> None:
+    offsets = list(arrival_offsets_ns(ConstantArrivalRate(100, "1m", time_unit="1m")))
+    assert len(offsets) == 100
+    assert offsets[1] == 600 * MS
+
+
+def test_ramping_arrival_rate_linear_ramp_solves_the_integral() -> None:
+    # rate 0 -> 10/s over 10 s: N(t) = t**2 / 2, so iteration k is due at sqrt(2k) s
+    offsets = list(arrival_offsets_ns(RampingArrivalRate([Stage("10s", 10)], start_rate=0)))
+    assert len(offsets) == 50
+    for k in (0, 1, 2, 8, 49):
+        assert offsets[k] == pytest.approx((2 * k) ** 0.5 * S, abs=2)
+
+
+def test_ramping_arrival_rate_flat_stage_equals_constant() -> None:
+    ramp = RampingArrivalRate([{"duration": "2s", "target": 25}], start_rate=25)
+    assert list(arrival_offsets_ns(ramp)) == list(arrival_offsets_ns(ConstantArrivalRate(25, "2s")))
+
+
+def test_ramping_arrival_rate_multi_stage_counts() -> None:
+    ramp = RampingArrivalRate(
+        [Stage("2s", 10), Stage("2s", 10), Stage("2s", 0)], start_rate=0
+    )  # 10 + 20 + 10 arrivals
+    offsets = list(arrival_offsets_ns(ramp))
+    assert len(offsets) == 40
+    assert offsets == sorted(offsets)
+    assert offsets[-1] < 6 * S
+
+
+def test_vu_steps_constant_and_ramping() -> None:
+    assert vu_steps(ConstantVUs(5, "10s")) == [VUStep(0, 5), VUStep(10 * S, 0)]
+    steps = vu_steps(RampingVUs([Stage("4s", 4), Stage("2s", 0)], start_vus=0))
+    assert steps == [
+        VUStep(0, 0),
+        VUStep(1 * S, 1),
+        VUStep(2 * S, 2),
+        VUStep(3 * S, 3),
+        VUStep(4 * S, 4),
+        VUStep(4 * S + S // 2, 3),
+        VUStep(5 * S, 2),
+        VUStep(5 * S + S // 2, 1),
+        VUStep(6 * S, 0),
+    ]
+
+
+def test_executor_from_k6_options() -> None:
+    ex = executor_from_dict(
+        {
+            "executor": "constant-arrival-rate",
+            "rate": 50,
+            "timeUnit": "1s",
+            "duration": "5m",
+            "preAllocatedVUs": 50,
+            "maxVUs": 200,
+        }
+    )
+    assert ex == ConstantArrivalRate(50, "5m", "1s", 50, 200)
+    assert ex.target_rate_per_s == 50
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: ConstantArrivalRate(50, "5x"), "'5x' is not a valid duration of constant-arrival"),
+        (lambda: ConstantArrivalRate(-1, "5s"), "-1 is not a valid rate of constant-arrival-rate"),
+        (
+            lambda: ConstantArrivalRate(5, "5s", pre_allocated_vus=10, max_vus=2),
+            "max_vus (2) is below pre_allocated_vus (10)",
+        ),
+        (lambda: ConstantVUs(0, "5s"), "0 is not a valid vus of constant-vus"),
+        (lambda: RampingVUs([]), "ramping-vus needs at least one stage"),
+        (lambda: RampingVUs([{"duration": "1s"}]), "a stage needs exactly 'duration' and 'target'"),
+        (
+            lambda: executor_from_dict({"executor": "shared-iterations"}),
+            "'shared-iterations' is not",
+        ),
+        (
+            lambda: Scenario("bad name", _noop, ConstantVUs(1, "1s")),
+            "'bad name' is not a valid scenario",
+        ),
+    ],
+)
+def test_bad_executor_options_name_the_value(build: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert message in str(info.value)
+
+
+def test_with_duration_scales_ramps() -> None:
+    ramp = RampingArrivalRate([Stage("60s", 10), Stage("240s", 10)])
+    short = ramp.with_duration(30 * S)
+    assert short.duration_ns == 30 * S
+    assert [s.duration_ns for s in short.stages] == [6 * S, 24 * S]  # type: ignore[union-attr]
+
+
+# -- runner on a virtual clock -----------------------------------------------------------
+
+
+async def _noop(vu: VU) -> None:
+    return None
+
+
+def _run(scenarios: Sequence[Scenario], **kwargs: Any) -> RunResult:
+    async def main() -> RunResult:
+        clock = VirtualClock()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.run)
+            try:
+                return await run(scenarios, clock=clock, **kwargs)
+            finally:
+                clock.stop()
+
+    return anyio.run(main)
+
+
+def _trend(result: RunResult, name: str, **tags: str) -> TrendSink:
+    sink = result.store.select(name, tags)
+    assert isinstance(sink, TrendSink)
+    return sink
+
+
+def _count(result: RunResult, name: str, **tags: str) -> float:
+    sink = result.store.select(name, tags)
+    return sink.count if isinstance(sink, CounterSink) else 0
+
+
+def test_open_model_runs_on_schedule_with_exact_timing() -> None:
+    async def work(vu: VU) -> None:
+        await vu.sleep(0.05)
+
+    result = _run([Scenario("s", work, ConstantArrivalRate(10, "2s", pre_allocated_vus=2))])
+    health = result.scenarios["s"].health
+    assert (health.scheduled, health.started, health.dropped) == (20, 20, 0)
+    assert health.trustworthy
+    assert _trend(result, "iteration_duration", scenario="s").max() == pytest.approx(
+        50 * MS, rel=1e-3
+    )
+    assert _trend(result, "schedule_lag", scenario="s").max() == 0
+    assert result.ok
+
+
+def test_open_model_keeps_arriving_while_iterations_are_slow() -> None:
+    """Iteration k starts at k*100ms even though each takes 1 s: the open model."""
+    starts: list[int] = []
+
+    async def slow(vu: VU) -> None:
+        starts.append(vu.intended_start_ns or 0)
+        await vu.sleep(1)
+
+    result = _run(
+        [Scenario("s", slow, ConstantArrivalRate(10, "2s", pre_allocated_vus=1, max_vus=20))]
+    )
+    assert len(starts) == 20
+    assert [b - a for a, b in itertools.pairwise(starts)] == [100 * MS] * 19
+    assert len(result.scenarios["s"].executor)
+    assert result.scenarios["s"].health.dropped == 0
+
+
+def test_dropped_iterations_make_the_run_untrustworthy() -> None:
+    async def slow(vu: VU) -> None:
+        await vu.sleep(1)
+
+    result = _run(
+        [Scenario("s", slow, ConstantArrivalRate(10, "2s", pre_allocated_vus=2, max_vus=3))]
+    )
+    health = result.scenarios["s"].health
+    assert health.dropped == 20 - health.started
+    assert health.dropped > 10
+    assert _count(result, "dropped_iterations", scenario="s") == health.dropped
+    assert not result.trustworthy
+    assert any(
+        "dropped iterations" in line and "raise max_vus" in line for line in result.untrustworthy
+    )
+
+
+def test_graceful_stop_interrupts_iterations_and_bounds_the_run() -> None:
+    async def hang(vu: VU) -> None:
+        await vu.sleep(3600)
+
+    result = _run(
+        [Scenario("s", hang, ConstantArrivalRate(2, "1s", pre_allocated_vus=2), graceful_stop="2s")]
+    )
+    assert result.scenarios["s"].health.interrupted == 2
+    assert result.duration_ns == 3 * S
+    assert _count(result, "iterations", scenario="s") == 0
+
+
+def test_start_time_offsets_scenarios() -> None:
+    seen: dict[str, int] = {}
+    clock_box: list[VirtualClock] = []
+
+    async def mark(vu: VU) -> None:
+        seen.setdefault(vu.scenario, vu.context.clock.now_ns())
+
+    async def main() -> RunResult:
+        clock = VirtualClock()
+        clock_box.append(clock)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.run)
+            try:
+                return await run(
+                    [
+                        Scenario("first", mark, ConstantArrivalRate(1, "2s")),
+                        Scenario("second", mark, ConstantArrivalRate(1, "2s"), start_time="5s"),
+                    ],
+                    clock=clock,
+                )
+            finally:
+                clock.stop()
+
+    result = anyio.run(main)
+    assert seen == {"first": 0, "second": 5 * S}
+    assert result.scenarios["second"].start_offset_ns == 5 * S
+
+
+def test_closed_model_ramping_vus_follows_the_steps() -> None:
+    per_vu: dict[int, int] = {}
+
+    async def tick(vu: VU) -> None:
+        per_vu[vu.id_in_scenario] = per_vu.get(vu.id_in_scenario, 0) + 1
+        await vu.sleep(0.1)
+
+    _run(
+        [
+            Scenario(
+                "s",
+                tick,
+                RampingVUs([Stage("2s", 2), Stage("2s", 2)], start_vus=0, graceful_ramp_down="0s"),
+            )
+        ]
+    )
+    # VU 1 joins at 1 s and VU 2 at 2 s; both run until 4 s, 10 iterations per second
+    assert per_vu == {1: 30, 2: 20}
+
+
+def test_constant_vus_loop_back_to_back() -> None:
+    result = _run([Scenario("s", _sleepy, ConstantVUs(3, "1s"))])
+    assert _count(result, "iterations", scenario="s") == 3 * 4  # 250 ms each, 4 per VU
+
+
+async def _sleepy(vu: VU) -> None:
+    await vu.sleep("250ms")
+
+
+def test_iteration_errors_are_counted_and_sampled() -> None:
+    async def broken(vu: VU) -> None:
+        raise KeyError("missing")
+
+    result = _run([Scenario("s", broken, ConstantArrivalRate(10, "1s"))])
+    sc = result.scenarios["s"]
+    assert sc.health.iteration_errors == 10
+    (message,) = sc.error_samples
+    assert message.startswith("KeyError: 'missing' at ")
+    assert any("10 of 10 iterations raised" in p for p in sc.health.problems)
+
+
+def test_health_limits_are_configurable() -> None:
+    async def slow(vu: VU) -> None:
+        await vu.sleep(1)
+
+    options = RunOptions(health=HealthLimits(max_dropped_ratio=1.0, min_rate_ratio=0.0))
+    result = _run(
+        [Scenario("s", slow, ConstantArrivalRate(10, "2s", pre_allocated_vus=1, max_vus=1))],
+        options=options,
+    )
+    assert result.scenarios["s"].health.dropped > 0
+    assert result.trustworthy
+
+
+def test_thresholds_are_judged_on_custom_metrics() -> None:
+    async def record(vu: VU) -> None:
+        vu.trend("step", (vu.iteration_in_scenario or vu.iteration + 1) * MS)
+        vu.counter("shaped_429")
+
+    result = _run(
+        [
+            Scenario(
+                "s",
+                record,
+                ConstantArrivalRate(100, "1s", pre_allocated_vus=1),
+                metrics={"step": "time", "shaped_429": "counter"},
+            )
+        ],
+        thresholds={"step": ["max<1"], "shaped_429": ["count==100"]},
+    )
+    verdicts = {r.threshold.expression: r.ok for r in result.thresholds}
+    assert verdicts == {"max<1": False, "count==100": True}
+    assert not result.ok
+
+
+def test_abort_on_fail_stops_the_run_early() -> None:
+    async def record(vu: VU) -> None:
+        vu.counter("bad")
+
+    result = _run(
+        [Scenario("s", record, ConstantArrivalRate(10, "60s"))],
+        thresholds={"bad": [{"threshold": "count<5", "abortOnFail": True, "delayAbortEval": "2s"}]},
+    )
+    assert result.aborted.startswith("abortOnFail threshold breached: bad count<5")
+    assert result.duration_ns < 4 * S
+
+
+def test_health_limits_parse_and_reject() -> None:
+    limits = HealthLimits.parse("rate=0.9,lag_p99=20ms")
+    assert (limits.min_rate_ratio, limits.max_lag_p99_ns) == (0.9, 20 * MS)
+    with pytest.raises(ConfigError, match=r"'speed=1' is not a valid health limit \(from x\)"):
+        HealthLimits.parse("speed=1", source="x")
+    with pytest.raises(ConfigError, match="'2' is not a valid value for rate"):
+        HealthLimits.parse("rate=2")
