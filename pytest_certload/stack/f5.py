@@ -1,0 +1,111 @@
+"""The f5 iControl mock (:mod:`pytest_certload.stack.f5mock`) as a Service."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+
+from ..errors import ServiceError
+from .base import (
+    LocalProcess,
+    free_port,
+    make_temp_dir,
+    remove_temp_dir,
+    tail_file,
+    wait_for_http,
+)
+from .f5mock import MOCK_TOKEN
+
+__all__ = ["MOCK_TOKEN", "F5Mock"]
+
+_NS_PER_S = 1_000_000_000
+
+
+class F5Mock:
+    """The f5 mock as a :class:`~pytest_certload.stack.base.Service`."""
+
+    name = "f5"
+
+    def __init__(
+        self,
+        cert: Path,
+        key: Path,
+        *,
+        ca: Path,
+        https_port: int | None = None,
+        http_port: int | None = None,
+        base_dir: Path | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.cert, self.key, self.ca = cert, key, ca
+        self._https_arg, self._http_arg = https_port, http_port
+        self.https_port = https_port or 0
+        self.http_port = http_port or 0
+        self._base_dir = base_dir
+        self._python = python
+        self.directory: Path | None = None
+        self._proc: LocalProcess | None = None
+        self._log_path: Path | None = None
+
+    def url(self) -> str:
+        if not self.https_port:
+            raise ServiceError("f5.url() needs a started mock; call start() first.")
+        return f"https://127.0.0.1:{self.https_port}"
+
+    def http_url(self) -> str:
+        if not self.http_port:
+            raise ServiceError("f5.http_url() needs a started mock; call start() first.")
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self) -> None:
+        if self._proc is not None:
+            raise ServiceError("f5.start() was called twice.")
+        self.directory = make_temp_dir("certload-f5-", self._base_dir)
+        self._log_path = self.directory / "f5mock.log"
+        self.https_port = self._https_arg or free_port()
+        self.http_port = self._http_arg or free_port()
+        argv = [
+            self._python,
+            "-I",  # isolated: the script needs the standard library only
+            str(Path(__file__).with_name("f5mock.py")),
+            "--https-port",
+            str(self.https_port),
+            "--http-port",
+            str(self.http_port),
+            "--cert",
+            str(self.cert),
+            "--key",
+            str(self.key),
+        ]
+        self._proc = LocalProcess("f5", argv, log_path=self._log_path)
+        try:
+            self._proc.start()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.stop()
+            raise
+
+    async def wait_ready(self, timeout_ns: int) -> None:
+        if self._proc is None:
+            raise ServiceError("f5.wait_ready() needs start() first.")
+        await wait_for_http(
+            self.url() + "/healthz", ca=self.ca, timeout_ns=timeout_ns, target=self._proc
+        )
+        await wait_for_http(self.http_url() + "/healthz", timeout_ns=_NS_PER_S, target=self._proc)
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            await proc.stop(timeout_ns=5 * _NS_PER_S)
+        if self.directory is not None:
+            await remove_temp_dir(self.directory)
+            self.directory = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail_file(self._log_path, lines) if self._log_path is not None else ""

@@ -1,0 +1,313 @@
+"""The containers provider: specs as data (no Docker), engine detection, compose files."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from pytest_certload.errors import ServiceError
+from pytest_certload.stack import containers
+from pytest_certload.stack.containers import (
+    ContainerStack,
+    container_specs,
+    docker_engine_problem,
+    render_configs,
+)
+from pytest_certload.stack.tls import make_tls_material
+
+from .conftest import REPO
+
+ENGINE_PROBLEM = docker_engine_problem()
+HAVE_TESTCONTAINERS = importlib.util.find_spec("testcontainers") is not None
+
+
+def test_specs_cover_the_stack_with_the_contract_images() -> None:
+    specs = {s.name: s for s in container_specs(api_key="k")}
+    assert [s.name for s in container_specs(api_key="k")][:2] == ["postgres", "certctl-server"]
+    assert specs["postgres"].image == "postgres:16-alpine"
+    assert specs["certctl-server"].image == "ghcr.io/certctl-io/certctl-server:latest"
+    assert specs["nginx-target"].image == "nginx:1.27-alpine"
+    assert specs["apache-target"].image == "httpd:2.4-alpine"
+    assert specs["haproxy-target"].image == "haproxy:2.9-alpine"
+    assert specs["f5-mock-target"].image.startswith("python:3")
+    assert {s.target for s in specs.values()} == {None, "nginx", "apache", "haproxy", "f5"}
+
+
+def test_certctl_spec_env_follows_the_contract() -> None:
+    certctl = next(s for s in container_specs(api_key="k9") if s.name == "certctl-server")
+    env = certctl.env
+    assert env["CERTCTL_DATABASE_URL"].endswith("@postgres:5432/certctl?sslmode=disable")
+    assert env["CERTCTL_RATE_LIMIT_ENABLED"] == "false"
+    assert env["CERTCTL_API_KEYS_NAMED"] == "loadtest:k9:admin"
+    assert env["CERTCTL_AUTH_SECRET"] == "k9"
+    assert env["CERTCTL_SERVER_HOST"] == "0.0.0.0"
+    assert env["CERTCTL_SERVER_PORT"] == "8443"
+    assert env["CERTCTL_DATABASE_MIGRATIONS_PATH"] == "/app/migrations"
+    assert certctl.working_dir == "/tmp"  # no web/ in the cwd
+    assert certctl.probe.path == "/ready"
+    assert certctl.depends_on == ("postgres",)
+    assert len(env["CERTCTL_CONFIG_ENCRYPTION_KEY"].encode()) >= 32
+
+
+def test_every_https_probe_is_an_exposed_port() -> None:
+    for spec in container_specs(api_key="k"):
+        assert spec.probe.port in spec.ports, spec.name
+        for mount in spec.mounts:
+            assert not mount.source.startswith("/"), "mount sources are relative to the work dir"
+
+
+def test_no_engine_error_says_how_to_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import anyio
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+    with pytest.raises(ServiceError) as info:
+        anyio.run(ContainerStack(base_dir=tmp_path).start)
+    message = str(info.value)
+    assert "no Docker-compatible engine was found" in message
+    assert f"unix://{tmp_path}/docker.sock" in message
+    assert "DOCKER_HOST=unix:///var/run/docker.sock" in message
+    assert "podman system service" in message
+    assert "use the local provider" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_engine_probe_reports_each_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(containers, "_ping", lambda address: "nothing there")
+    problem = docker_engine_problem()
+    assert problem is not None
+    assert "unix:///var/run/docker.sock: nothing there" in problem
+
+
+def test_compose_fixtures_match_the_rendered_configs() -> None:
+    for name, text in render_configs().items():
+        assert (REPO / "fixtures" / "compose" / name).read_text() == text, (
+            f"fixtures/compose/{name} is stale: regenerate it with "
+            "pytest_certload.stack.containers.write_compose_fixtures(Path('fixtures/compose'))"
+        )
+
+
+def test_compose_file_wires_the_same_stack() -> None:
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {
+        "tls-init",
+        "postgres",
+        "certctl-server",
+        "nginx-target",
+        "apache-target",
+        "haproxy-target",
+        "f5-mock-target",
+    }
+    certctl = services["certctl-server"]
+    assert certctl["environment"]["CERTCTL_RATE_LIMIT_ENABLED"] == "false"
+    assert "/ready" in " ".join(certctl["healthcheck"]["test"])
+    assert certctl["working_dir"] == "/tmp"
+    assert services["postgres"]["healthcheck"]["test"][0] == "CMD-SHELL"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    spec_images = {s.name: s.image for s in container_specs(api_key="k")}
+    for name, image in spec_images.items():
+        if name == "certctl-server":
+            assert image in certctl["image"]
+        else:
+            assert services[name]["image"] == image
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./fixtures") or source.startswith("./pytest_certload"):
+                assert (REPO / source).exists(), source
+
+
+@pytest.mark.parametrize("name", ["nginx.conf", "haproxy.cfg"])
+def test_container_configs_are_valid_for_the_local_binaries(name: str, tmp_path: Path) -> None:
+    binary = shutil.which("nginx" if name == "nginx.conf" else "haproxy") or (
+        "/usr/sbin/nginx" if name == "nginx.conf" else "/usr/sbin/haproxy"
+    )
+    if not os.access(binary, os.X_OK):
+        pytest.skip(f"{binary} is not installed")
+    material = make_tls_material(tmp_path / "certs", server_names={"nginx": [], "haproxy": []})
+    text = render_configs()[name].replace("/certs/", f"{material.directory}/")
+    text = text.replace("/tmp/nginx.pid", str(tmp_path / "nginx.pid"))
+    conf = tmp_path / name
+    conf.write_text(text)
+    if name == "nginx.conf":
+        argv = [binary, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"]
+    else:
+        argv = [binary, "-c", "-f", str(conf)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_tls_init_script_writes_the_same_file_names(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    script = REPO / "fixtures" / "compose" / "tls-init.sh"
+    subprocess.run(["sh", str(script), str(tmp_path)], check=True, capture_output=True, timeout=60)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    expected = sorted(
+        ["ca.pem", "ca.key"]
+        + [
+            f"{n}{suffix}"
+            for n in ("certctl", "nginx", "apache", "haproxy", "f5")
+            for suffix in (".pem", ".key", ".combined.pem")
+        ]
+    )
+    assert names == expected
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "nginx.pem")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(
+    ENGINE_PROBLEM is not None, reason=f"no Docker-compatible engine: {ENGINE_PROBLEM}"
+)
+@pytest.mark.skipif(not HAVE_TESTCONTAINERS, reason="testcontainers is not installed")
+async def test_containers_provider_for_real(tmp_path: Path) -> None:  # pragma: no cover
+    from pytest_certload.stack.base import probe_http
+
+    async with ContainerStack(base_dir=tmp_path) as info:
+        status, _, _ = await probe_http(info.certctl_url + "/ready", ca=info.ca)
+        assert status == 200
+        for kind, url in info.targets.items():
+            path = "/healthz" if kind == "f5" else "/"
+            status, _, _ = await probe_http(url + path, ca=info.ca)
+            assert status == 200, kind
+
+
+class _FakeContainer:
+    """Records the fluent testcontainers calls; the first start() fails."""
+
+    started: ClassVar[list[str]] = []
+    stopped: ClassVar[list[str]] = []
+    made: ClassVar[list[_FakeContainer]] = []
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.env: dict[str, str] = {}
+        self.ports: tuple[int, ...] = ()
+        self.volumes: list[tuple[str, str, str]] = []
+        self.command: list[str] | None = None
+        self.kwargs: dict[str, object] = {}
+        self.aliases: tuple[str, ...] = ()
+        self.network: object = None
+        _FakeContainer.made.append(self)
+
+    def with_env(self, key: str, value: str) -> _FakeContainer:
+        self.env[key] = value
+        return self
+
+    def with_exposed_ports(self, *ports: int) -> _FakeContainer:
+        self.ports = ports
+        return self
+
+    def with_volume_mapping(self, host: str, container: str, mode: str = "ro") -> _FakeContainer:
+        self.volumes.append((host, container, mode))
+        return self
+
+    def with_command(self, command: list[str]) -> _FakeContainer:
+        self.command = command
+        return self
+
+    def with_kwargs(self, **kwargs: object) -> _FakeContainer:
+        self.kwargs.update(kwargs)
+        return self
+
+    def with_network(self, network: object) -> _FakeContainer:
+        self.network = network
+        return self
+
+    def with_network_aliases(self, *aliases: str) -> _FakeContainer:
+        self.aliases = aliases
+        return self
+
+    def start(self) -> _FakeContainer:
+        _FakeContainer.started.append(self.image)
+        if self.image.startswith("ghcr.io/"):
+            raise RuntimeError("pull access denied (fake)")
+        return self
+
+    def stop(self) -> None:
+        _FakeContainer.stopped.append(self.image)
+
+    def get_container_host_ip(self) -> str:
+        return "127.0.0.1"
+
+    def get_exposed_port(self, port: int) -> int:
+        return 5432
+
+    def get_logs(self) -> tuple[bytes, bytes]:
+        return b"", b""
+
+
+class _FakeNetwork:
+    removed = False
+
+    def create(self) -> _FakeNetwork:
+        return self
+
+    def remove(self) -> None:
+        _FakeNetwork.removed = True
+
+
+@pytest.mark.anyio
+async def test_container_wiring_and_cleanup_after_a_failed_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+    import types
+
+    async def fake_wait_postgres(*args: object) -> None:
+        return None
+
+    tc = types.ModuleType("testcontainers")
+    core = types.ModuleType("testcontainers.core")
+    container_mod = types.ModuleType("testcontainers.core.container")
+    network_mod = types.ModuleType("testcontainers.core.network")
+    container_mod.DockerContainer = _FakeContainer  # type: ignore[attr-defined]
+    network_mod.Network = _FakeNetwork  # type: ignore[attr-defined]
+    for name, module in {
+        "testcontainers": tc,
+        "testcontainers.core": core,
+        "testcontainers.core.container": container_mod,
+        "testcontainers.core.network": network_mod,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(containers, "docker_engine_problem", lambda: None)
+    monkeypatch.setattr(containers, "_wait_postgres", fake_wait_postgres)
+    _FakeContainer.started, _FakeContainer.stopped, _FakeContainer.made = [], [], []
+
+    stack = ContainerStack(api_key="k1", base_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="pull access denied"):
+        await stack.start()
+
+    pg, certctl = _FakeContainer.made
+    assert pg.image == "postgres:16-alpine"
+    assert pg.ports == (5432,)
+    assert pg.aliases == ("postgres",)
+    assert pg.env["POSTGRES_DB"] == "certctl"
+    assert certctl.kwargs == {"working_dir": "/tmp"}
+    assert certctl.env["CERTCTL_API_KEYS_NAMED"] == "loadtest:k1:admin"
+    host_tls, target, mode = certctl.volumes[0]
+    assert (target, mode) == ("/certs", "ro")
+    assert host_tls.endswith("/tls")
+    # everything that started was stopped, the network removed, the work dir deleted
+    assert _FakeContainer.stopped == [
+        "ghcr.io/certctl-io/certctl-server:latest",
+        "postgres:16-alpine",
+    ]
+    assert _FakeNetwork.removed
+    assert list(tmp_path.iterdir()) == []
