@@ -156,6 +156,7 @@ class LoadTest:
         marker = item.get_closest_marker("certload")
         self._marker: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
         self.progress_sink: Any = None  # set by the plugin: callable(str) printing a line
+        self.stack: Any = None  # the session's StackInfo when the test uses certload_stack
 
     # -- options --------------------------------------------------------------------
     @property
@@ -169,6 +170,8 @@ class LoadTest:
             verify = False
         elif ca:
             verify = ca
+        elif self.stack is not None:
+            verify = str(self.stack.ca) if self.stack.ca else self.stack.verify_tls
         base = HTTPOptions(backend=self.settings.http_backend, verify=verify)
         return HTTPOptions(**{**base.__dict__, **overrides})
 

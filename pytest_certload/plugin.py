@@ -17,7 +17,7 @@ from ._session import (
     validate_marker_kwargs,
 )
 from .errors import CertloadError, ConfigError
-from .fixtures import certload, certload_settings
+from .fixtures import certload, certload_seed, certload_settings, certload_stack
 
 __all__ = [
     "SETTINGS_KEY",
@@ -25,7 +25,9 @@ __all__ = [
     "ThresholdBreach",
     "UntrustworthyRun",
     "certload",
+    "certload_seed",
     "certload_settings",
+    "certload_stack",
 ]
 
 SETTINGS_KEY = pytest.StashKey[_settings.Settings]()

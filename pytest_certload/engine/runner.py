@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import ssl
 import traceback
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -82,10 +83,19 @@ class HTTPOptions:
         from ..http import make_client
 
         timeout_ns = _duration(self.timeout, "HTTP timeout")
+        verify: bool | str | ssl.SSLContext = self.verify
+        if verify is not False:
+            # one context for all VUs of a scenario: building one costs milliseconds
+            # (tens with httpx), which would stall the event loop at every new VU
+            verify = ssl.create_default_context(
+                cafile=self.verify if isinstance(self.verify, str) else None
+            )
+            if self.http2:
+                verify.set_alpn_protocols(["h2", "http/1.1"])
         return partial(
             make_client,
             self.backend,
-            verify=self.verify,
+            verify=verify,
             http2=self.http2,
             fresh_connection=self.fresh_connection,
             timeout_ns=timeout_ns,
@@ -173,6 +183,10 @@ class RunOptions:
     progress: Callable[[Progress], None] | None = None
     progress_every: str | int = "10s"
     uvloop: bool = True
+    #: ``(index, count)``: run only this worker's share of every scenario (multi-process
+    #: runs): open-model iteration k when ``k % count == index``, closed-model VU i when
+    #: ``i % count == index``, and a matching share of ``pre_allocated_vus``/``max_vus``
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -279,9 +293,11 @@ class _ScenarioRun:
         clock: Clock,
         http: HTTPOptions,
         vu_ids: list[int],
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.sc = sc
         self.clock = clock
+        self.shard = shard or (0, 1)
         tags = {"scenario": sc.name, **sc.tags}
         self.ctx = ScenarioContext(
             name=sc.name,
@@ -316,8 +332,33 @@ class _ScenarioRun:
         self.target = 0
         self._running: set[int] = set()
         self._vu_scopes: dict[int, CancelScope] = {}
+        self._closed_vus: dict[int, VU] = {}
 
     # -- VUs -----------------------------------------------------------------
+    def _share(self, count: int) -> int:
+        """This worker's share of ``count`` VUs (at least one)."""
+        index, n = self.shard
+        return max(1, len(range(index, count, n)))
+
+    def init_vus(self) -> None:
+        """Create the VUs (and their HTTP clients) the executor starts with, before t0."""
+        ex = self.sc.executor
+        if isinstance(ex, ConstantArrivalRate | RampingArrivalRate):
+            for _ in range(self._share(ex.pre_allocated_vus)):
+                vu = self._new_vu()
+                vu.http.client  # noqa: B018 - creates the client now, not at first use
+                self.idle.append(vu)
+            return
+        index, n = self.shard
+        for i in range(index, ex.vus_limit, n):
+            self._closed_vu(i).http.client  # noqa: B018
+
+    def _closed_vu(self, index: int) -> VU:
+        vu = self._closed_vus.get(index)
+        if vu is None:
+            vu = self._closed_vus[index] = self._new_vu()
+        return vu
+
     def _new_vu(self) -> VU:
         self._vu_ids[0] += 1
         vu = VU(self.ctx, self._vu_ids[0], len(self.vus) + 1)
@@ -365,37 +406,60 @@ class _ScenarioRun:
         scope.cancel()
 
     async def _open(self, ex: ConstantArrivalRate | RampingArrivalRate, start: int) -> None:
+        """Dispatch iterations on schedule to idle VUs.
+
+        Each VU is a long-lived worker task waiting for its next assignment, so an
+        iteration costs an event wake-up rather than a task spawn.
+        """
         sc = self.sc
         stop_at = start + ex.duration_ns + sc.graceful_stop_ns
-        limit = ex.vus_limit
-        for _ in range(ex.pre_allocated_vus):
-            self.idle.append(self._new_vu())
+        limit = self._share(ex.vus_limit)
+        index, n = self.shard
         self._drained = anyio.Event()
         clock = self.clock
+        idle = [_Slot(vu) for vu in self.idle]
+        self.idle.clear()
         with CancelScope() as scope:
             async with create_task_group() as tg:
                 tg.start_soon(self._stopper, scope, stop_at)
-                for offset in arrival_offsets_ns(ex):
+                for slot in idle:
+                    tg.start_soon(self._worker, slot, idle)
+                for k, offset in enumerate(arrival_offsets_ns(ex)):
+                    if n > 1 and k % n != index:
+                        continue
                     intended = start + offset
                     await clock.sleep_until(intended)
                     self.scheduled += 1
                     self.timeline.scheduled += 1
-                    if self.idle:
-                        vu = self.idle.pop()
+                    if idle:
+                        slot = idle.pop()
                     elif len(self.vus) < limit:
-                        vu = self._new_vu()
+                        slot = _Slot(self._new_vu())
+                        tg.start_soon(self._worker, slot, idle)
                     else:
                         self.dropped += 1
                         self.timeline.dropped += 1
                         self.store.add_counter("dropped_iterations", 1, self.tags)
                         continue
                     self.inflight += 1
-                    tg.start_soon(self._open_iteration, vu, intended)
+                    slot.intended = intended
+                    slot.wake.set()
                 self._dispatch_done = True
                 if self.inflight == 0:
                     self._drained.set()
                 await self._drained.wait()
                 scope.cancel()
+
+    async def _worker(self, slot: _Slot, idle: list[_Slot]) -> None:
+        while True:
+            await slot.wake.wait()
+            slot.wake = anyio.Event()
+            try:
+                await self._open_iteration(slot.vu, slot.intended)
+            finally:
+                idle.append(slot)
+                if self._dispatch_done and self.inflight == 0 and self._drained is not None:
+                    self._drained.set()
 
     async def _open_iteration(self, vu: VU, intended: int) -> None:
         clock = self.clock
@@ -416,9 +480,6 @@ class _ScenarioRun:
         finally:
             self.inflight -= 1
             vu.iteration += 1
-            self.idle.append(vu)
-            if self._dispatch_done and self.inflight == 0 and self._drained is not None:
-                self._drained.set()
 
     async def _call(self, vu: VU) -> None:
         try:
@@ -435,6 +496,7 @@ class _ScenarioRun:
         steps = vu_steps(ex)
         stop_at = start + ex.duration_ns + sc.graceful_stop_ns
         ramp_down_ns = ex.graceful_ramp_down_ns if isinstance(ex, RampingVUs) else 0
+        mine, n = self.shard
         self._drained = anyio.Event()
         with CancelScope() as scope:
             async with create_task_group() as tg:
@@ -445,13 +507,14 @@ class _ScenarioRun:
                     self.store.set_gauge("vus", step.vus, self.tags)
                     self.timeline.vus = step.vus
                     for index in range(step.vus):
+                        if index % n != mine:
+                            continue
                         if index not in self._running:
-                            while len(self.vus) <= index:
-                                self._new_vu()
                             self._running.add(index)
                             tg.start_soon(self._vu_loop, index)
                     for index in range(step.vus, previous):
-                        tg.start_soon(self._cancel_later, index, ramp_down_ns)
+                        if index % n == mine:
+                            tg.start_soon(self._cancel_later, index, ramp_down_ns)
                 await self.clock.sleep_until(start + steps[-1].at_ns)
                 self.target = 0
                 self.store.set_gauge("vus", 0, self.tags)
@@ -469,7 +532,7 @@ class _ScenarioRun:
             scope.cancel()
 
     async def _vu_loop(self, index: int) -> None:
-        vu = self.vus[index]
+        vu = self._closed_vu(index)
         clock = self.clock
         try:
             with CancelScope() as scope:
@@ -510,7 +573,7 @@ class _ScenarioRun:
         if sc.open_model:
             ex = sc.executor
             assert isinstance(ex, ConstantArrivalRate | RampingArrivalRate)
-            target_rate = ex.target_rate_per_s
+            target_rate = ex.target_rate_per_s / self.shard[1]
             span = ex.duration_ns
             achieved = self.ctx.iterations_started * 1e9 / span if span else None
         elif elapsed:
@@ -543,6 +606,17 @@ class _ScenarioRun:
             error_samples=dict(self.ctx.error_samples),
             folded_names=self.ctx.folded_names,
         )
+
+
+class _Slot:
+    """An open-model VU's worker mailbox: the next intended start and a wake-up."""
+
+    __slots__ = ("intended", "vu", "wake")
+
+    def __init__(self, vu: VU) -> None:
+        self.vu = vu
+        self.intended = 0
+        self.wake = anyio.Event()
 
 
 def _normalise_thresholds(
@@ -588,7 +662,7 @@ async def run(
     progress_every = _duration(options.progress_every, "progress interval")
     teardown = _duration(options.teardown_timeout, "teardown timeout", allow_zero=True)
     vu_ids = [0]
-    runs = [_ScenarioRun(sc, store, clock, options.http, vu_ids) for sc in scenarios]
+    runs = [_ScenarioRun(sc, store, clock, options.http, vu_ids, options.shard) for sc in scenarios]
     total_ns = max(
         sc.start_time_ns + sc.executor.duration_ns + sc.graceful_stop_ns for sc in scenarios
     )
@@ -596,6 +670,8 @@ async def run(
     abortable = [t for t in parsed if t.abort_on_fail]
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     aborted = ""
+    for r in runs:
+        r.init_vus()
     t0 = clock.now_ns()
 
     def abort_all(reason: str) -> None:

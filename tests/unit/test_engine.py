@@ -353,3 +353,58 @@ def test_health_limits_parse_and_reject() -> None:
         HealthLimits.parse("speed=1", source="x")
     with pytest.raises(ConfigError, match="'2' is not a valid value for rate"):
         HealthLimits.parse("rate=2")
+
+
+def test_shards_split_the_schedule_and_merge_exactly() -> None:
+    from pytest_certload.engine.merge import merge_results, result_from_dict
+
+    starts: dict[int, list[int]] = {0: [], 1: [], 2: []}
+
+    def scenario(shard: int) -> Scenario:
+        async def work(vu: VU) -> None:
+            starts[shard].append(vu.intended_start_ns or 0)
+            vu.trend("work", (len(starts[shard]) + shard) * MS)
+            await vu.sleep(0.05)
+
+        return Scenario("s", work, ConstantArrivalRate(30, "2s", pre_allocated_vus=6))
+
+    whole = _run([scenario(2)])
+    parts = [_run([scenario(i)], options=RunOptions(shard=(i, 2))) for i in (0, 1)]
+    assert sorted(starts[0] + starts[1]) == starts[2]
+    assert len(starts[0]) == len(starts[1]) == 30
+    # through the wire format and back, then merged
+    merged = merge_results(
+        [result_from_dict(p.to_dict()) for p in parts],
+        thresholds=__import__("pytest_certload").parse_thresholds(
+            {"iteration_duration": ["p(95)<100"]}, source="test"
+        ),
+        worker_names=["gw0", "gw1"],
+    )
+    for metric in ("iteration_duration", "schedule_lag"):
+        a, b = _trend(merged, metric, scenario="s"), _trend(whole, metric, scenario="s")
+        assert a.counts() == b.counts()
+    assert _count(merged, "iterations", scenario="s") == 60
+    health = merged.scenarios["s"].health
+    assert (health.scheduled, health.started, health.target_rate) == (60, 60, 30.0)
+    assert [r.ok for r in merged.thresholds] == [True]
+    assert merged.trustworthy
+
+
+def test_a_lagging_worker_makes_the_merged_run_untrustworthy_by_name() -> None:
+    from pytest_certload.engine.merge import merge_results
+
+    async def slow(vu: VU) -> None:
+        await vu.sleep(1)
+
+    fine = _run(
+        [Scenario("s", slow, ConstantArrivalRate(10, "2s", pre_allocated_vus=20))],
+        options=RunOptions(shard=(0, 2)),
+    )
+    starved = _run(
+        [Scenario("s", slow, ConstantArrivalRate(10, "2s", pre_allocated_vus=1, max_vus=1))],
+        options=RunOptions(shard=(1, 2)),
+    )
+    merged = merge_results([fine, starved], worker_names=["gw0", "gw1"])
+    assert not merged.trustworthy
+    assert any(line.startswith("s: gw1: ") and "dropped" in line for line in merged.untrustworthy)
+    assert not any("gw0" in line for line in merged.untrustworthy)
