@@ -1,0 +1,36 @@
+"""The route table: certctl's paths mapped to the double's handlers."""
+
+from __future__ import annotations
+
+from . import _acme, _api
+from ._app import FAULTS_PATH
+from ._http import Router
+
+__all__ = ["build_router"]
+
+
+def build_router() -> Router:
+    router = Router()
+    add = router.add
+    add("GET", "/health", _api.health)
+    add("GET", "/ready", _api.ready)
+    add("GET", "/api/v1/auth/info", _api.auth_info)
+    add("GET", "/api/v1/version", _api.version)
+    add("GET", "/api/v1/auth/check", _api.auth_check)
+    add("POST", "/api/v1/certificates", _api.create_certificate)
+    add("GET", "/api/v1/certificates", _api.list_certificates)
+    add("POST", "/api/v1/certificates/bulk-renew", _api.bulk_renew)
+    add("POST", "/api/v1/certificates/bulk-revoke", _api.bulk_revoke)
+    add("GET", "/api/v1/certificates/{id}", _api.get_certificate)
+    add("POST", "/api/v1/agents", _api.register_agent)
+    add("GET", "/api/v1/agents", _api.list_agents)
+    add("GET", "/api/v1/agents/{id}", _api.get_agent)
+    add("POST", "/api/v1/agents/{id}/heartbeat", _api.heartbeat)
+    add("GET", "/api/v1/jobs", _api.list_jobs)
+    add("GET", "/api/v1/jobs/{id}", _api.get_job)
+    add("GET", FAULTS_PATH, _api.faults_get)
+    add("POST", FAULTS_PATH, _api.faults_set)
+    add("DELETE", FAULTS_PATH, _api.faults_clear)
+    for method, path, handler in _acme.routes():
+        add(method, path, handler)
+    return router
