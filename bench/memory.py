@@ -56,8 +56,12 @@ class StubClient:
             url=url,
             method=method,
             timings=Timings(
-                connecting=0, tls_handshaking=0, sending=2_000 + n % 89,
-                waiting=50_000 + n % 997, receiving=1_000 + n % 31, duration=60_000 + n % 991,
+                connecting=0,
+                tls_handshaking=0,
+                sending=2_000 + n % 89,
+                waiting=50_000 + n % 997,
+                receiving=1_000 + n % 31,
+                duration=60_000 + n % 991,
             ),
         )
 
@@ -69,8 +73,12 @@ async def main_async(requests: int, statuses: int) -> tuple[float, float, float]
     store = MetricStore()
     declare_builtins(store)
     ctx = ScenarioContext(
-        name="memory", tags={"scenario": "memory"}, store=store,
-        client_factory=lambda: StubClient(statuses), open_model=True, clock=RealClock(),
+        name="memory",
+        tags={"scenario": "memory"},
+        store=store,
+        client_factory=lambda: StubClient(statuses),
+        open_model=True,
+        clock=RealClock(),
     )
     ctx.timeline = Timeline()
     vu = VU(ctx, 1, 1)
@@ -91,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--statuses", type=int, default=3, choices=range(1, 6))
     args = parser.parse_args(argv)
-    before, after, us = anyio.run(main_async, args.requests, args.statuses,
-                                  backend_options={"use_uvloop": True})
+    before, after, us = anyio.run(
+        main_async, args.requests, args.statuses, backend_options={"use_uvloop": True}
+    )
     print(f"rss before={before:.1f} MB after={after:.1f} MB")
     print(f"requests={args.requests} rss_growth_mb={after - before:.1f} us_per_request={us:.2f}")
     return 0

@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         scenario = Scenario(
             "openloop",
             hit,
-            ConstantArrivalRate(args.rate, round(args.seconds * 1e9), pre_allocated_vus=pre,
-                                max_vus=args.max_vus),
+            ConstantArrivalRate(
+                args.rate, round(args.seconds * 1e9), pre_allocated_vus=pre, max_vus=args.max_vus
+            ),
             graceful_stop="5s",
         )
         options = RunOptions(
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     lag = result.store.select("schedule_lag", {"scenario": "openloop"})
     latency = result.store.select("http_req_duration", {"scenario": "openloop"})
     service = result.store.select("http_req_service_time", {"scenario": "openloop"})
-    assert isinstance(lag, TrendSink) and isinstance(latency, TrendSink)
+    assert isinstance(lag, TrendSink)
+    assert isinstance(latency, TrendSink)
     assert isinstance(service, TrendSink)
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     achieved = health.started / health.scheduled if health.scheduled else 0.0

@@ -230,7 +230,18 @@ class LoadTest:
             progress=self._progress if self.settings.progress_ns else None,
             progress_every=self.settings.progress_ns or "10s",
         )
-        result = run_sync(scs, thresholds=parsed, options=options, threshold_source=source)
+        if self.settings.tx:
+            from .distributed import run_distributed
+
+            result = run_distributed(
+                scs,
+                tx=self.settings.tx,
+                thresholds=parsed,
+                options=options,
+                threshold_source=source,
+            ).merged
+        else:
+            result = run_sync(scs, thresholds=parsed, options=options, threshold_source=source)
         self.results.append(result)
         self._recorder.add(RunRecord(source, label, result, self.target))
         self._add_properties(result)

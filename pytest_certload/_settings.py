@@ -13,12 +13,14 @@ This module imports no pytest: the plugin feeds it raw values and their sources.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._units import DURATION_GRAMMAR, parse_duration_ns
+from .distributed import TX_GRAMMAR, TxSyntaxError, parse_tx
 from .engine.health import HealthLimits
 from .errors import ConfigError
 
@@ -119,6 +121,22 @@ def _targets(raw: str) -> dict[str, str]:
             )
         out[kind] = _url(url)
     return out
+
+
+def _tx(raw: str) -> tuple[str, ...]:
+    try:
+        return parse_tx(raw)
+    except TxSyntaxError as exc:
+        raise BadValue(f"gateway spec list ({exc.problem})", TX_GRAMMAR) from None
+
+
+def _baseline(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^[A-Za-z0-9_.-]+$", value) and not value.endswith(".json"):
+        raise BadValue(
+            "baseline", "a baseline name (letters, digits, '_', '-', '.') or a path ending in .json"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -278,6 +296,26 @@ OPTIONS: tuple[Option, ...] = (
         "connector-tier target URLs of an external stack, e.g. "
         "'nginx=https://h:8441,apache=https://h:8442,haproxy=https://h:8443,f5=https://h:8444'",
     ),
+    Option(
+        "--certload-tx",
+        "certload_tx",
+        _tx,
+        None,
+        "SPECS",
+        "split each run's load across execnet gateways (pytest-xdist's --tx syntax), e.g. "
+        "'2*popen' or 'popen,ssh=host//python=python3'; the results are merged exactly "
+        "and judged once (see docs/distributed.md)",
+    ),
+    Option(
+        "--certload-baseline",
+        "certload_baseline",
+        _baseline,
+        None,
+        "NAME",
+        "compare this session's latency distributions with a saved baseline "
+        "(baselines/NAME.json under the rootdir, or a path ending in .json) and fail the "
+        "session on a regression (see docs/reports-and-baselines.md)",
+    ),
 )
 OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
 
@@ -301,6 +339,8 @@ class Settings:
     certctl_bin: Path | None = None
     certctl_migrations: Path | None = None
     targets: Mapping[str, str] | None = None
+    tx: tuple[str, ...] | None = None
+    baseline: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -376,5 +416,7 @@ def resolve(
         certctl_bin=values["certload_certctl_bin"],
         certctl_migrations=values["certload_certctl_migrations"],
         targets=values["certload_targets"],
+        tx=values["certload_tx"],
+        baseline=values["certload_baseline"],
         sources=sources,
     )

@@ -62,21 +62,25 @@ def describe_target(info: StackInfo, *, double: bool) -> tuple[str, dict[str, An
         context: ssl.SSLContext
         verify = info.verify()
         if verify is False:
-            context = ssl._create_unverified_context()  # noqa: S323 - the user asked for it
+            context = ssl._create_unverified_context()
         elif verify is True:
             context = ssl.create_default_context()
         else:
             context = verify
-        with contextlib.suppress(OSError, ValueError):
-            with urllib.request.urlopen(  # noqa: S310 - https URL from the settings
+        with (
+            contextlib.suppress(OSError, ValueError),
+            urllib.request.urlopen(
                 info.certctl_url + "/api/v1/version", context=context, timeout=5
-            ) as response:
-                version = json.loads(response.read())
+            ) as response,
+        ):
+            version = json.loads(response.read())
     details["version"] = version
     is_double = double or str(version.get("version", "")).startswith("double")
     name = DOUBLE_LABEL if is_double else "certctl"
     details["kind"] = "double" if is_double else "certctl"
-    shown = version.get("version") or "version unknown"
+    shown = str(version.get("version") or "version unknown")
+    if is_double:
+        shown = shown.removeprefix("double-")
     return f"{name} {shown} at {info.certctl_url} ({info.provider} provider)", details
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 __all__ = [
     "CertloadError",
     "ConfigError",
+    "SeedError",
     "ServiceError",
     "ServiceTimeout",
-    "SeedError",
     "ThresholdSyntaxError",
     "TransportError",
 ]

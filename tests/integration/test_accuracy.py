@@ -27,9 +27,7 @@ from pytest_certload.metrics import TrendSink
 from tests.support.servers import LatencyServer, latency_server
 
 MS = 1_000_000
-LENIENT = RunOptions(
-    health=HealthLimits(max_lag_p99_ns=500 * MS), http=HTTPOptions(backend="fast")
-)
+LENIENT = RunOptions(health=HealthLimits(max_lag_p99_ns=500 * MS), http=HTTPOptions(backend="fast"))
 
 
 @pytest.fixture
@@ -69,7 +67,9 @@ def _stall_scenarios(server: LatencyServer, main: Scenario) -> list[Scenario]:
         await vu.http.post(server.url + "/_control/stall?seconds=1", name="stall")
 
     trigger = Scenario(
-        "stall_trigger", stall, ConstantArrivalRate(1, "1s", pre_allocated_vus=1),
+        "stall_trigger",
+        stall,
+        ConstantArrivalRate(1, "1s", pre_allocated_vus=1),
         start_time="2s",
     )
     return [main, trigger]
@@ -84,8 +84,9 @@ def test_stall_shows_in_open_model_p99_and_hides_in_closed_loop() -> None:
         open_run = run_sync(
             _stall_scenarios(
                 srv,
-                Scenario("open", hit, ConstantArrivalRate(100, "6s", pre_allocated_vus=50,
-                                                          max_vus=300)),
+                Scenario(
+                    "open", hit, ConstantArrivalRate(100, "6s", pre_allocated_vus=50, max_vus=300)
+                ),
             ),
             options=LENIENT,
         )

@@ -29,6 +29,7 @@ from pytest_certload.engine.executors import VUStep
 from pytest_certload.engine.health import HealthLimits
 from pytest_certload.errors import ConfigError
 from pytest_certload.metrics import CounterSink, TrendSink
+from pytest_certload.thresholds import parse_thresholds
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -375,9 +376,7 @@ def test_shards_split_the_schedule_and_merge_exactly() -> None:
     # through the wire format and back, then merged
     merged = merge_results(
         [result_from_dict(p.to_dict()) for p in parts],
-        thresholds=__import__("pytest_certload").parse_thresholds(
-            {"iteration_duration": ["p(95)<100"]}, source="test"
-        ),
+        thresholds=parse_thresholds({"iteration_duration": ["p(95)<100"]}, source="test"),
         worker_names=["gw0", "gw1"],
     )
     for metric in ("iteration_duration", "schedule_lag"):

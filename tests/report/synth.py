@@ -1,0 +1,102 @@
+"""Deterministic runs for the report and baseline tests: the engine on a virtual clock.
+
+Each iteration "sends a request" whose latency is drawn from a seeded log-normal
+distribution: it sleeps that long on the virtual clock and records what the HTTP client
+would (``http_reqs``, ``http_req_duration``, ``http_req_failed`` and the timeline), so the
+runs are exact and instant, and two seeds give two samples of the same load.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from pytest_certload._session import RunRecord, SessionRecorder
+from pytest_certload._settings import Settings
+from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario, VirtualClock, run
+from pytest_certload.metrics import tagset
+
+MS = 1_000_000
+
+
+def _iteration(rng: random.Random, median_ms: float, fail_ratio: float) -> Any:
+    async def iteration(vu: VU) -> None:
+        latency = max(1, round(rng.lognormvariate(0.0, 0.35) * median_ms * MS))
+        await vu.sleep(latency / 1e9)
+        failed = rng.random() < fail_ratio
+        ctx = vu.context
+        tags = tagset({**ctx.tags, "name": "/synthetic", "method": "GET", "status": "200"})
+        ctx.store.add_counter("http_reqs", 1, tags)
+        ctx.store.add_trend("http_req_duration", latency, tags)
+        ctx.store.add_rate("http_req_failed", failed, tags)
+        vu.trend("synthetic_sign_duration", latency // 4)
+        if ctx.timeline is not None:
+            ctx.timeline.record_request(latency, failed)
+
+    return iteration
+
+
+def synthetic_run(
+    *,
+    seed: int,
+    median_ms: float = 20.0,
+    scenarios: Sequence[str] = ("issuance_acceptance", "list_certificates"),
+    rate: int = 100,
+    duration: str = "10s",
+    fail_ratio: float = 0.005,
+) -> RunResult:
+    """One run of ``scenarios`` at ``rate``/s each, latencies around ``median_ms``."""
+    rng = random.Random(seed)
+    scs = [
+        Scenario(
+            name,
+            _iteration(rng, median_ms, fail_ratio),
+            ConstantArrivalRate(rate, duration, pre_allocated_vus=20, max_vus=50),
+            metrics={"synthetic_sign_duration": "time"},
+        )
+        for name in scenarios
+    ]
+    thresholds = {
+        f"http_req_duration{{scenario:{scenarios[0]}}}": ["p(95)<40", "p(99)<45"],
+        "http_req_failed": ["rate<0.01"],
+    }
+
+    async def main() -> RunResult:
+        clock = VirtualClock()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.run)
+            try:
+                result = await run(scs, thresholds=thresholds, clock=clock)
+            finally:
+                clock.stop()
+        return result
+
+    return anyio.run(main)
+
+
+def recorder_with(
+    output_dir: Path, runs: Sequence[tuple[str, RunResult]], *, double: bool = True
+) -> SessionRecorder:
+    """A session recorder holding ``(nodeid, result)`` runs, as the plugin would fill it."""
+    recorder = SessionRecorder(output_dir=output_dir)
+    if double:
+        recorder.target = (
+            "certctl reference double 0.1.0 at https://127.0.0.1:8443 (local provider)"
+        )
+        recorder.target_details = {
+            "url": "https://127.0.0.1:8443",
+            "provider": "local",
+            "version": {"version": "double-0.1.0"},
+            "kind": "double",
+        }
+    for nodeid, result in runs:
+        recorder.add(RunRecord(nodeid, "", result, recorder.target))
+        recorder.outcomes[nodeid] = "passed" if result.ok else "failed"
+    return recorder
+
+
+SETTINGS = Settings()
