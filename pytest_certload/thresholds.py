@@ -436,7 +436,11 @@ def _judge(
         )
     if t.unit in NS_PER_UNIT and not time:
         return unjudged(f"unit {t.unit!r} applies only to time trends; {t.metric} is {what}")
-    if sink is None or not sink.samples:
+    if (sink is None or not sink.samples) and kind is MetricType.COUNTER:
+        # a declared counter that nothing incremented has counted zero things (as in
+        # k6): `count==0` on a "bad things" counter must pass when none happened
+        sink = CounterSink()
+    if sink is None or (not sink.samples and kind is not MetricType.COUNTER):
         return unjudged(
             f"no samples recorded for {t.selector}; "
             f"check the scenario ran and the tag filter matches"

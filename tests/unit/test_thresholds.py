@@ -526,3 +526,25 @@ def test_abort_check_returns_due_breaches_only() -> None:
     late = abort_check(thresholds, store, elapsed_ns=20_000_000_000)
     assert [r.threshold.expression for r in late] == ["rate<0.5", "avg<1s", "rate>=1"]
     assert all(r.breached for r in late)
+
+
+def test_a_declared_counter_nothing_incremented_counts_zero() -> None:
+    from pytest_certload.metrics import MetricStore, MetricType
+    from pytest_certload.thresholds import evaluate, parse_thresholds
+
+    store = MetricStore()
+    store.declare("shape_bad", MetricType.COUNTER)
+    store.declare("latency", MetricType.TREND, time=True)
+    results = evaluate(
+        parse_thresholds(
+            {"shape_bad": ["count==0", "count>0"], "latency": ["p(95)<1"]}, source="here"
+        ),
+        store,
+        duration_ns=10**9,
+    )
+    assert [r.ok for r in results] == [True, False, False]
+    assert (
+        results[0].message()
+        == "shape_bad count==0: observed 0 over 0 samples (limit 0) — declared at here"
+    )
+    assert "no samples recorded for latency" in results[2].reason

@@ -1,0 +1,1 @@
+"""The load scenarios users run: certctl's k6 scripts, one test per scenario."""

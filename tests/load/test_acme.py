@@ -1,0 +1,52 @@
+"""ACME tier: certctl's k6 ``acme_flow`` over the unauthenticated ACME surface.
+
+100 closed-model VUs for 5 minutes; each iteration reads the profile's directory, HEADs
+newNonce, probes renewal-info with a certificate id that names nothing (400 or 404 is
+the expected answer) and sleeps a second. JWS-signed flows are out of scope, as in k6.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from pytest_certload.certctl import AcmeEndpoints, AcmeSurface, count_rate_limit
+from pytest_certload.engine import VU, ConstantVUs, RunResult, Scenario
+
+pytestmark = pytest.mark.acme
+
+#: ~100 iterations/s, so 5 s would judge p(95) (it needs 20 samples), but 100 VUs open
+#: 100 TLS connections in the first second and a run that short judges that warm-up;
+#: 10 s keeps it under a tenth of the samples
+SMOKE = "10s"
+
+
+@pytest.mark.certload(smoke_duration=SMOKE)
+def test_acme_flow(
+    certload_run: Callable[..., RunResult],
+    acme_endpoints: AcmeEndpoints,
+    certctl_headers: dict[str, str],
+) -> None:
+    surface = AcmeSurface(acme_endpoints.directory, certctl_headers)
+
+    async def acme_flow(vu: VU) -> None:
+        for response in await surface.walk(vu):
+            count_rate_limit(vu, response)
+        await vu.sleep(1)
+
+    certload_run(
+        Scenario(
+            "acme_flow",
+            acme_flow,
+            ConstantVUs(100, "5m"),
+            graceful_stop="30s",
+            metrics=surface.metrics,
+        ),
+        thresholds={
+            "directory_duration": ["p(95)<500"],
+            "new_nonce_duration": ["p(95)<300"],
+            "renewal_info_duration": ["p(95)<800"],
+            "http_req_failed": ["rate<0.01"],
+        },
+    )

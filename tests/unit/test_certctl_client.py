@@ -1,0 +1,279 @@
+"""Unit tests of pytest_certload.certctl's pure helpers: payloads, checks, 429 shapes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+import pytest_certload.certctl as certctl
+from pytest_certload.certctl import (
+    ACME_RATE_LIMITED,
+    API_RATE_LIMITED,
+    AcmeEndpoints,
+    CertctlError,
+    CertctlSetup,
+    Rotation,
+    UniqueNames,
+    batches,
+    certificate_payload,
+    classify_429,
+    expand,
+    heartbeat_body,
+    parse_bulk_renew,
+    rate_limit_storm,
+)
+from pytest_certload.certctl import client as client_module
+from pytest_certload.errors import ConfigError
+from pytest_certload.http import Headers
+from pytest_certload.metrics import MetricStore, MetricType, declare_builtins, tagset
+
+
+@dataclass
+class Reply:
+    status_code: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes = b""
+
+
+API_429 = Reply(
+    429,
+    Headers([("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "1")]),
+    b'{"error":"Rate limit exceeded"}\n',
+)
+ACME_429 = Reply(
+    429,
+    Headers([("Content-Type", "application/problem+json")]),
+    json.dumps(
+        {
+            "type": "urn:ietf:params:acme:error:rateLimited",
+            "detail": "request rate limit exceeded; retry later",
+            "status": 429,
+        }
+    ).encode(),
+)
+
+
+def test_all_is_exact() -> None:
+    public = {n for n in vars(client_module) if not n.startswith("_") and n.isupper()}
+    assert set(certctl.__all__) == set(client_module.__all__)
+    assert public - {"T", "TYPE_CHECKING"} <= set(certctl.__all__)
+    assert certctl.__all__ == sorted(certctl.__all__, key=lambda n: (not n.isupper(), n))
+
+
+def test_certctl_429_is_told_apart_from_the_acme_429() -> None:
+    assert classify_429(API_429) == API_RATE_LIMITED
+    assert classify_429(ACME_429) == ACME_RATE_LIMITED
+    assert classify_429(Reply(200)) is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # JSON content type: not what Go's http.Error sends
+        Reply(429, {"content-type": "application/json", "retry-after": "1"}, API_429.content),
+        Reply(429, {"content-type": "text/plain"}, API_429.content),  # no Retry-After
+        # an ACME 429 whose type is wrong, or whose status field is missing
+        Reply(429, {"Content-Type": "application/problem+json"}, b'{"type":"x","status":429}'),
+        Reply(
+            429,
+            {"Content-Type": "application/problem+json"},
+            b'{"type":"urn:ietf:params:acme:error:rateLimited","detail":"d"}',
+        ),
+        Reply(429, {"Content-Type": "text/html"}, b"<html>"),
+    ],
+    ids=["json-api-429", "no-retry-after", "wrong-type", "no-status", "html"],
+)
+def test_a_429_of_any_other_shape_is_other(reply: Reply) -> None:
+    assert classify_429(reply) == "other"
+
+
+def test_unique_names_never_repeat_and_make_valid_hostnames() -> None:
+    a, b = UniqueNames("loadtest-issuance"), UniqueNames("loadtest-issuance")
+    names = {a.next() for _ in range(1000)} | {b.next() for _ in range(1000)}
+    assert len(names) == 2000
+    payload = certificate_payload(a.next())
+    labels = payload["common_name"].split(".")
+    assert all(label and not label.startswith("-") and not label.endswith("-") for label in labels)
+
+
+def test_unique_names_refuse_a_prefix_that_is_not_a_hostname_label() -> None:
+    with pytest.raises(ConfigError, match=r"'bad_prefix' is not a valid certificate name prefix"):
+        UniqueNames("bad_prefix")
+
+
+def test_certificate_payload_has_far_future_expiry_and_demo_foreign_keys() -> None:
+    payload = certificate_payload("loadtest-x-1")
+    assert payload["expires_at"].startswith("2099-")
+    assert {k: payload[k] for k in ("issuer_id", "owner_id", "team_id", "renewal_policy_id")} == {
+        "issuer_id": "iss-local",
+        "owner_id": "o-alice",
+        "team_id": "t-platform",
+        "renewal_policy_id": "rp-standard",
+    }
+    assert payload["sans"] == [payload["common_name"]] == ["loadtest-x-1.example.test"]
+    assert payload["environment"] == "production"
+
+
+def test_parse_bulk_renew_reads_the_counters() -> None:
+    body = {
+        "total_matched": 3,
+        "total_enqueued": 2,
+        "total_skipped": 1,
+        "total_failed": 0,
+        "enqueued_jobs": [{"certificate_id": "a", "job_id": "j1"}, {"certificate_id": "b"}],
+    }
+    result = parse_bulk_renew(json.dumps(body).encode())
+    assert (result.total_matched, result.total_enqueued, result.total_skipped) == (3, 2, 1)
+    assert result.consistent
+    assert not parse_bulk_renew({**body, "total_skipped": 0}).consistent
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<html>", "not a JSON object"),
+        (b'{"total_matched": 1}', "total_enqueued=None; expected a count"),
+        (b'{"total_matched":-1,"total_enqueued":0,"total_skipped":0,"total_failed":0}', "-1"),
+    ],
+)
+def test_parse_bulk_renew_names_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_bulk_renew(body)
+
+
+def test_parse_bulk_renew_keeps_errors() -> None:
+    result = parse_bulk_renew(
+        {
+            "total_matched": 1,
+            "total_enqueued": 0,
+            "total_skipped": 0,
+            "total_failed": 1,
+            "errors": [{"certificate_id": "mc-1", "error": "boom"}],
+        }
+    )
+    assert result.errors == ("mc-1: boom",)
+    assert result.consistent
+
+
+def test_acme_endpoints_from_directory_and_the_probe_url() -> None:
+    body = b'{"newNonce":"https://h/acme/profile/p/new-nonce","renewalInfo":"https://h/r/"}'
+    endpoints = AcmeEndpoints.from_directory("https://h/acme/profile/p/directory", body)
+    assert endpoints.new_nonce == "https://h/acme/profile/p/new-nonce"
+    assert endpoints.renewal_info_probe() == "https://h/r/aaaa.bbbb"
+
+
+def test_acme_endpoints_explain_the_dashboard_trap() -> None:
+    with pytest.raises(CertctlError, match="start it from a directory without web/"):
+        AcmeEndpoints.from_directory("https://h/d", b"<!doctype html><html>")
+    no_ari = AcmeEndpoints.from_directory("https://h/d", {"newNonce": "https://h/n"})
+    with pytest.raises(CertctlError, match="CERTCTL_ACME_SERVER_ARI_ENABLED"):
+        no_ari.renewal_info_probe()
+
+
+def test_expand_quotes_values_and_names_a_missing_parameter() -> None:
+    assert expand(certctl.AGENT_HEARTBEAT, id="a/b c") == "/api/v1/agents/a%2Fb%20c/heartbeat"
+    with pytest.raises(ConfigError, match="needs the parameter 'id'; got none"):
+        expand(certctl.AGENT_HEARTBEAT)
+
+
+def test_rotation_starts_over_and_counts_laps() -> None:
+    rotation = Rotation(batches(["a", "b", "c", "d", "e"], 2))
+    got = [rotation.next() for _ in range(4)]
+    assert got == [("a", "b"), ("c", "d"), ("e",), ("a", "b")]
+    assert rotation.laps == 1
+    with pytest.raises(ConfigError, match="no seeded agents were found"):
+        Rotation([], what="seeded agents")
+
+
+def test_heartbeat_body_echoes_the_agent_metadata() -> None:
+    body = json.loads(heartbeat_body({"id": "x", "os": "linux", "version": "2.0.9"}))
+    assert body == {
+        "version": "2.0.9",
+        "hostname": "",
+        "os": "linux",
+        "architecture": "",
+        "ip_address": "",
+    }
+
+
+def _setup(handler: httpx.MockTransport) -> CertctlSetup:
+    return CertctlSetup("https://certctl", "k", client=httpx.Client(transport=handler))
+
+
+def test_setup_pages_until_total_and_filters_by_prefix() -> None:
+    rows = [{"id": f"mc-{i}", "name": f"loadtest-bulk-{i:03d}"} for i in range(7)]
+    rows.insert(3, {"id": "mc-demo", "name": "mc-api-prod"})
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer k"
+        params = dict(request.url.params)
+        seen.append(params)
+        page, per_page = int(params["page"]), int(params["per_page"])
+        data = rows[(page - 1) * per_page : page * per_page]
+        return httpx.Response(200, json={"data": data, "total": len(rows), "page": page})
+
+    with _setup(httpx.MockTransport(handler)) as setup:
+        # per_page is certctl's: 500 at most
+        setup_ids = list(setup.paged("/api/v1/certificates", per_page=3))
+        assert len(setup_ids) == 8
+        assert len(seen) == 3
+        ids = setup.certificate_ids("loadtest-bulk-")
+    assert ids == [f"mc-{i}" for i in range(7)]
+    assert seen[-1]["status"] == "Active"
+    assert seen[-1]["sort"] == "name"
+
+
+def test_setup_explains_a_missing_acme_profile_and_a_rate_limit() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/acme/"):
+            return httpx.Response(
+                404, json={"type": "urn:ietf:params:acme:error:userActionRequired"}
+            )
+        return httpx.Response(
+            429,
+            headers={"content-type": "text/plain; charset=utf-8", "retry-after": "1"},
+            content=API_429.content,
+        )
+
+    with _setup(httpx.MockTransport(handler)) as setup:
+        with pytest.raises(CertctlError, match="certctl has no ACME profile 'prof-test'"):
+            setup.acme_endpoints("prof-test")
+        with pytest.raises(CertctlError, match="CERTCTL_RATE_LIMIT_ENABLED=false"):
+            setup.get("/api/v1/agents")
+    with pytest.raises(ConfigError, match="per_page=501 would silently become 50"):
+        next(CertctlSetup("https://c", "k").paged("/x", per_page=501))
+
+
+@dataclass
+class _Result:
+    store: MetricStore
+
+
+def _store(requests: int, limited: int) -> MetricStore:
+    store = MetricStore()
+    declare_builtins(store)
+    store.declare(certctl.RATE_LIMITED_COUNTER, MetricType.COUNTER)
+    tags = tagset({"scenario": "s"})
+    for _ in range(requests):
+        store.add_counter("http_reqs", 1, tags)
+    for _ in range(limited):
+        store.add_counter(certctl.RATE_LIMITED_COUNTER, 1, tags)
+    return store
+
+
+def test_a_429_storm_names_the_settings_to_change() -> None:
+    message = rate_limit_storm(_Result(_store(100, 40)))  # type: ignore[arg-type]
+    assert message is not None
+    assert message.startswith("40 of 100 responses (40.0%, limit 5%) were certctl's API rate")
+    assert "CERTCTL_RATE_LIMIT_ENABLED=false" in message
+    assert "CERTCTL_RATE_LIMIT_RPS and CERTCTL_RATE_LIMIT_BURST" in message
+
+
+def test_a_few_429s_are_not_a_storm() -> None:
+    assert rate_limit_storm(_Result(_store(100, 5))) is None  # type: ignore[arg-type]
+    assert rate_limit_storm(_Result(_store(100, 0))) is None  # type: ignore[arg-type]
