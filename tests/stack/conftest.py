@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from pytest_certload.stack.postgres import LocalPostgres
@@ -79,13 +80,17 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-async def pg() -> AsyncIterator[LocalPostgres]:
+def pg() -> Iterator[LocalPostgres]:
+    # sync on purpose: a session-scoped *async* fixture keeps anyio's pytest runner (and
+    # its event loop) alive for the whole session, and every later anyio.run() in the
+    # same thread (the engine's run_sync, for one) then fails with "Already running
+    # asyncio in this thread". LocalPostgres owns plain subprocesses, not loop objects.
     server = LocalPostgres()
-    await server.start()
+    anyio.run(server.start)
     try:
         yield server
     finally:
-        await server.stop()
+        anyio.run(server.stop)
 
 
 @pytest.fixture(scope="session")
