@@ -841,29 +841,10 @@ def _run_gated(
     source: str,
 ) -> RunResult:
     """:func:`~pytest_certload.engine.runner.run_sync`, with the start gate as clock."""
-    import anyio
+    from .engine.runner import run_sync
 
-    from .engine.runner import run
-
-    use_uvloop = False
-    if options.uvloop:
-        try:
-            import uvloop  # noqa: F401
-
-            use_uvloop = True
-        except ImportError:
-            use_uvloop = False
-    return anyio.run(
-        partial(
-            run,
-            scenarios,
-            thresholds=thresholds,
-            options=options,
-            clock=clock,
-            threshold_source=source,
-        ),
-        backend="asyncio",
-        backend_options={"use_uvloop": use_uvloop},
+    return run_sync(
+        scenarios, thresholds=thresholds, options=options, threshold_source=source, clock=clock
     )
 
 

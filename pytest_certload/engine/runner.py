@@ -767,6 +767,7 @@ def run_sync(
     thresholds: Sequence[Threshold] | Mapping[str, Any] | None = None,
     options: RunOptions | None = None,
     threshold_source: str = "run_sync()",
+    clock: Clock | None = None,
 ) -> RunResult:
     """:func:`run` in a fresh event loop (uvloop when installed and enabled)."""
     options = options or RunOptions()
@@ -784,6 +785,7 @@ def run_sync(
             scenarios,
             thresholds=thresholds,
             options=options,
+            clock=clock,
             threshold_source=threshold_source,
         ),
         backend="asyncio",
