@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Protocol, runtime_checkable
@@ -42,6 +42,7 @@ from ..errors import ServiceError, ServiceTimeout
 
 __all__ = [
     "LocalProcess",
+    "ProcessService",
     "Readiness",
     "Service",
     "blocking_ancestor",
@@ -659,3 +660,49 @@ class LocalProcess:
         with _registry_lock:
             _registry.pop(proc.pid, None)
         return proc.returncode
+
+
+class ProcessService:
+    """The plumbing every service run as one :class:`LocalProcess` shares.
+
+    A private working directory (removed at :meth:`stop`), a log file in it, the process,
+    and a start that cleans up after itself if spawning fails. Subclasses set
+    ``stop_timeout_ns`` and call :meth:`_open_workdir` then :meth:`_spawn` from ``start``.
+    """
+
+    stop_timeout_ns = 5 * _NS_PER_S
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+        self._proc: LocalProcess | None = None
+        self._log_path: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _open_workdir(self, prefix: str, log_name: str, parent: Path | None) -> Path:
+        self.directory = make_temp_dir(prefix, parent)
+        self._log_path = self.directory / log_name
+        return self.directory
+
+    async def _spawn(self, build: Callable[[], LocalProcess]) -> None:
+        """Build and start the process; on any failure stop what exists and re-raise."""
+        try:
+            self._proc = build()
+            self._proc.start()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            await proc.stop(timeout_ns=self.stop_timeout_ns)
+        if self.directory is not None:
+            await remove_temp_dir(self.directory)
+            self.directory = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail_file(self._log_path, lines) if self._log_path is not None else ""

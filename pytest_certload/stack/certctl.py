@@ -39,16 +39,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
-
 from ..errors import ConfigError, ServiceError
 from .base import (
     LocalProcess,
+    ProcessService,
     free_port,
-    make_temp_dir,
     python_child_env,
-    remove_temp_dir,
-    tail_file,
     wait_for_http,
 )
 
@@ -75,8 +71,10 @@ def with_sslmode_disable(dsn: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class CertctlServer:
+class CertctlServer(ProcessService):
     """certctl (double or binary) as a :class:`~pytest_certload.stack.base.Service`."""
+
+    stop_timeout_ns = 10 * _NS_PER_S
 
     name = "certctl"
 
@@ -130,9 +128,7 @@ class CertctlServer:
         self._command = list(command) if command is not None else None
         self._base_dir = base_dir
         self._python = python
-        self.directory: Path | None = None
-        self._proc: LocalProcess | None = None
-        self._log_path: Path | None = None
+        super().__init__()
 
     # -------------------------------------------------------------- configuration
 
@@ -140,10 +136,6 @@ class CertctlServer:
         if not self.port:
             raise ServiceError("certctl.url() needs a started server; call start() first.")
         return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
 
     def certctl_env(self) -> dict[str, str]:
         """The CERTCTL_* variables the server gets (port must be chosen already)."""
@@ -204,22 +196,17 @@ class CertctlServer:
             raise ServiceError("certctl.start() was called twice.")
         argv = self._argv()
         # a fresh cwd with no web/ directory: certctl serves no dashboard then
-        self.directory = make_temp_dir("certload-certctl-", self._base_dir)
-        self._log_path = self.directory / "certctl.log"
+        directory = self._open_workdir("certload-certctl-", "certctl.log", self._base_dir)
         self.port = self._requested_port or free_port()
         # the caller's own CERTCTL_* variables must not leak into the server
         inherited = python_child_env() if self.kind == "double" else dict(os.environ)
         env = {k: v for k, v in inherited.items() if not k.startswith("CERTCTL_")}
         env.update(self.certctl_env())
-        self._proc = LocalProcess(
-            "certctl", argv, log_path=self._log_path, env=env, cwd=self.directory
+        await self._spawn(
+            lambda: LocalProcess(
+                "certctl", argv, log_path=directory / "certctl.log", env=env, cwd=directory
+            )
         )
-        try:
-            self._proc.start()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.stop()
-            raise
 
     async def wait_ready(self, timeout_ns: int) -> None:
         """Wait for ``GET /ready`` to answer 200 (TLS verified by the CA)."""
@@ -228,14 +215,3 @@ class CertctlServer:
         await wait_for_http(
             self.url() + "/ready", ca=self.ca, timeout_ns=timeout_ns, target=self._proc
         )
-
-    async def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            await proc.stop(timeout_ns=10 * _NS_PER_S)
-        if self.directory is not None:
-            await remove_temp_dir(self.directory)
-            self.directory = None
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail_file(self._log_path, lines) if self._log_path is not None else ""

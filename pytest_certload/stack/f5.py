@@ -5,15 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import anyio
-
 from ..errors import ServiceError
 from .base import (
     LocalProcess,
+    ProcessService,
     free_port,
-    make_temp_dir,
-    remove_temp_dir,
-    tail_file,
     wait_for_http,
 )
 from .f5mock import MOCK_TOKEN
@@ -23,7 +19,7 @@ __all__ = ["MOCK_TOKEN", "F5Mock"]
 _NS_PER_S = 1_000_000_000
 
 
-class F5Mock:
+class F5Mock(ProcessService):
     """The f5 mock as a :class:`~pytest_certload.stack.base.Service`."""
 
     name = "f5"
@@ -45,9 +41,7 @@ class F5Mock:
         self.http_port = http_port or 0
         self._base_dir = base_dir
         self._python = python
-        self.directory: Path | None = None
-        self._proc: LocalProcess | None = None
-        self._log_path: Path | None = None
+        super().__init__()
 
     def url(self) -> str:
         if not self.https_port:
@@ -59,15 +53,10 @@ class F5Mock:
             raise ServiceError("f5.http_url() needs a started mock; call start() first.")
         return f"http://127.0.0.1:{self.http_port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
     async def start(self) -> None:
         if self._proc is not None:
             raise ServiceError("f5.start() was called twice.")
-        self.directory = make_temp_dir("certload-f5-", self._base_dir)
-        self._log_path = self.directory / "f5mock.log"
+        directory = self._open_workdir("certload-f5-", "f5mock.log", self._base_dir)
         self.https_port = self._https_arg or free_port()
         self.http_port = self._http_arg or free_port()
         argv = [
@@ -83,13 +72,7 @@ class F5Mock:
             "--key",
             str(self.key),
         ]
-        self._proc = LocalProcess("f5", argv, log_path=self._log_path)
-        try:
-            self._proc.start()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.stop()
-            raise
+        await self._spawn(lambda: LocalProcess("f5", argv, log_path=directory / "f5mock.log"))
 
     async def wait_ready(self, timeout_ns: int) -> None:
         if self._proc is None:
@@ -98,14 +81,3 @@ class F5Mock:
             self.url() + "/healthz", ca=self.ca, timeout_ns=timeout_ns, target=self._proc
         )
         await wait_for_http(self.http_url() + "/healthz", timeout_ns=_NS_PER_S, target=self._proc)
-
-    async def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            await proc.stop(timeout_ns=5 * _NS_PER_S)
-        if self.directory is not None:
-            await remove_temp_dir(self.directory)
-            self.directory = None
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail_file(self._log_path, lines) if self._log_path is not None else ""

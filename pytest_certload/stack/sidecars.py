@@ -21,11 +21,9 @@ import anyio
 from ..errors import ServiceError
 from .base import (
     LocalProcess,
+    ProcessService,
     blocking_ancestor,
     free_port,
-    make_temp_dir,
-    remove_temp_dir,
-    tail_file,
     wait_for_http,
     wait_for_tls,
 )
@@ -86,7 +84,7 @@ def _common_hints(service: str, cls: str) -> tuple[str, ...]:
     )
 
 
-class Sidecar:
+class Sidecar(ProcessService):
     """Base of the TLS sidecars: temp dir, config file, one LocalProcess, readiness."""
 
     name = "sidecar"
@@ -110,9 +108,7 @@ class Sidecar:
         self._requested_port = port
         self._base_dir = base_dir
         self._binary_arg = binary
-        self.directory: Path | None = None
-        self._proc: LocalProcess | None = None
-        self._log_path: Path | None = None
+        super().__init__()
 
     # subclasses fill these in
     def _render(self, directory: Path, binary: Path) -> list[str]:
@@ -122,10 +118,6 @@ class Sidecar:
         if not self.port:
             raise ServiceError(f"{self.name}.url() needs a started sidecar; call start() first.")
         return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
 
     def binary(self) -> Path:
         return find_binary(
@@ -139,17 +131,17 @@ class Sidecar:
         if self._proc is not None:
             raise ServiceError(f"{self.name}.start() was called twice.")
         binary = self.binary()
-        self.directory = make_temp_dir(f"certload-{self.name}-", self._base_dir)
-        self._log_path = self.directory / f"{self.name}.log"
+        log = f"{self.name}.log"
+        directory = self._open_workdir(f"certload-{self.name}-", log, self._base_dir)
         self.port = self._requested_port or free_port()
-        try:
-            argv = self._render(self.directory, binary)
-            self._proc = LocalProcess(self.name, argv, log_path=self._log_path, cwd=self.directory)
-            self._proc.start()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.stop()
-            raise
+        await self._spawn(
+            lambda: LocalProcess(
+                self.name,
+                self._render(directory, binary),
+                log_path=directory / log,
+                cwd=directory,
+            )
+        )
 
     async def wait_ready(self, timeout_ns: int) -> None:
         if self._proc is None:
@@ -166,17 +158,6 @@ class Sidecar:
             timeout_ns=max(timeout_ns - spent, _NS_PER_S // 2),
             target=self._proc,
         )
-
-    async def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            await proc.stop(timeout_ns=5 * _NS_PER_S)
-        if self.directory is not None:
-            await remove_temp_dir(self.directory)
-            self.directory = None
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail_file(self._log_path, lines) if self._log_path is not None else ""
 
 
 class NginxSidecar(Sidecar):
