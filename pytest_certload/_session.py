@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 from .engine import HTTPOptions, RunOptions, RunResult, Scenario, run_sync
 from .engine.health import HealthLimits
 from .engine.runner import Progress
-from .errors import CertloadError, ConfigError
+from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
 from .report.stats import scenario_stats
 from .thresholds import Threshold, parse_thresholds
 
@@ -37,14 +37,6 @@ SMOKE_DEFAULT_NS = 20_000_000_000
 MARKER_KWARGS = ("smoke_duration", "thresholds", "health", "min_tail_samples", "target")
 
 
-class ThresholdBreach(AssertionError):
-    """One or more thresholds of a trustworthy run were breached (a test failure)."""
-
-
-class UntrustworthyRun(CertloadError):
-    """The generator could not deliver the load, or the target never answered (an error)."""
-
-
 class _Item(Protocol):
     nodeid: str
     user_properties: list[tuple[str, object]]
@@ -60,7 +52,7 @@ def settings_of(config: Any) -> Any:
 
 def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> None:
     """Check ``certload(...)`` marker arguments at collection time."""
-    from .engine.executors import _ns
+    from .units import as_ns as _ns
 
     if args:
         raise ConfigError(
@@ -201,7 +193,7 @@ class LoadTest:
         marker's, else 20 s); ``--certload-duration`` overrides both. Thresholds of the
         marker are added to ``thresholds``.
         """
-        from .engine.executors import _ns
+        from .units import as_ns as _ns
 
         source = self._item.nodeid
         parsed: list[Threshold] = []

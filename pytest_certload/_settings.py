@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._units import DURATION_GRAMMAR, parse_duration_ns
 from .distributed import TX_GRAMMAR, TxSyntaxError, parse_tx
-from .engine.health import HealthLimits
-from .errors import ConfigError
+from .engine.health import HEALTH_GRAMMAR, HealthLimits
+from .errors import ConfigError, OptionValueError
+from .units import DURATION_GRAMMAR, parse_duration_ns
 
 __all__ = ["OPTIONS", "PROFILES", "Option", "Settings", "resolve"]
 
@@ -32,20 +32,11 @@ PROVIDERS = ("local", "containers", "external")
 TARGET_TYPES = ("nginx", "apache", "haproxy", "f5")
 
 
-class BadValue(ValueError):
-    """Raised by a parser: ``kind`` names what was expected, ``grammar`` what is valid."""
-
-    def __init__(self, kind: str, grammar: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.grammar = grammar
-
-
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
         if value not in choices:
-            raise BadValue("choice", f"one of {', '.join(choices)}")
+            raise OptionValueError("choice", f"one of {', '.join(choices)}")
         return value
 
     return parse
@@ -55,7 +46,7 @@ def _duration(raw: str) -> int:
     try:
         return parse_duration_ns(raw, allow_zero=False)
     except ConfigError:
-        raise BadValue("duration", DURATION_GRAMMAR) from None
+        raise OptionValueError("duration", DURATION_GRAMMAR) from None
 
 
 def _progress(raw: str) -> int:
@@ -64,7 +55,7 @@ def _progress(raw: str) -> int:
     try:
         return parse_duration_ns(raw, allow_zero=False)
     except ConfigError:
-        raise BadValue("progress interval", f"'off' or {DURATION_GRAMMAR}") from None
+        raise OptionValueError("progress interval", f"'off' or {DURATION_GRAMMAR}") from None
 
 
 def _positive_int(raw: str) -> int:
@@ -73,20 +64,20 @@ def _positive_int(raw: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise BadValue("count", "a whole number, 1 or more, e.g. '1'")
+        raise OptionValueError("count", "a whole number, 1 or more, e.g. '1'")
     return value
 
 
 def _path(raw: str) -> Path:
     if not raw.strip():
-        raise BadValue("path", "a file or directory path")
+        raise OptionValueError("path", "a file or directory path")
     return Path(raw).expanduser()
 
 
 def _url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not value.startswith(("https://", "http://")):
-        raise BadValue("URL", "an http:// or https:// URL, e.g. 'https://127.0.0.1:8443'")
+        raise OptionValueError("URL", "an http:// or https:// URL, e.g. 'https://127.0.0.1:8443'")
     return value
 
 
@@ -97,14 +88,14 @@ def _text(raw: str) -> str:
 def _health(raw: str) -> HealthLimits:
     try:
         return HealthLimits.parse(raw)
-    except ConfigError as exc:
-        raise BadValue("health limit", str(exc).split("; use ", 1)[-1].rstrip(".")) from None
+    except ConfigError:
+        raise OptionValueError("health limit", HEALTH_GRAMMAR) from None
 
 
 def _ca(raw: str) -> str:
     value = raw.strip()
     if not value:
-        raise BadValue("CA setting", "a CA bundle path or 'insecure'")
+        raise OptionValueError("CA setting", "a CA bundle path or 'insecure'")
     return value
 
 
@@ -114,7 +105,7 @@ def _targets(raw: str) -> dict[str, str]:
         kind, sep, url = part.partition("=")
         kind = kind.strip().lower()
         if not sep or kind not in TARGET_TYPES:
-            raise BadValue(
+            raise OptionValueError(
                 "target list",
                 f"TYPE=URL pairs separated by commas, TYPE one of {', '.join(TARGET_TYPES)}, "
                 "e.g. 'nginx=https://127.0.0.1:8441'",
@@ -127,13 +118,13 @@ def _tx(raw: str) -> tuple[str, ...]:
     try:
         return parse_tx(raw)
     except TxSyntaxError as exc:
-        raise BadValue(f"gateway spec list ({exc.problem})", TX_GRAMMAR) from None
+        raise OptionValueError(f"gateway spec list ({exc.problem})", TX_GRAMMAR) from None
 
 
 def _baseline(raw: str) -> str:
     value = raw.strip()
     if not re.match(r"^[A-Za-z0-9_.-]+$", value) and not value.endswith(".json"):
-        raise BadValue(
+        raise OptionValueError(
             "baseline", "a baseline name (letters, digits, '_', '-', '.') or a path ending in .json"
         )
     return value
@@ -344,7 +335,7 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
-def error_for(option: Option, raw: str, exc: BadValue, source: str) -> ConfigError:
+def error_for(option: Option, raw: str, exc: OptionValueError, source: str) -> ConfigError:
     return ConfigError(
         f"{raw!r} is not a valid {exc.kind} for {option.dest} (from {source}); use {exc.grammar}."
     )
@@ -378,7 +369,7 @@ def resolve(
                 continue
             try:
                 values[opt.dest] = opt.parse(raw)
-            except BadValue as exc:
+            except OptionValueError as exc:
                 raise error_for(opt, raw, exc, source) from None
             sources[opt.dest] = source
             break

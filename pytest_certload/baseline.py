@@ -50,7 +50,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from .engine import RunResult
-from .errors import CertloadError
+from .errors import BaselineError
 from .metrics import (
     BUILTIN_METRICS,
     CounterSink,
@@ -87,10 +87,6 @@ BASELINE_FORMAT = 1
 DEFAULT_DIR = Path("baselines")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _EXACT_BINOMIAL_MAX_N = 20_000
-
-
-class BaselineError(CertloadError):
-    """A baseline or a results directory cannot be read, written or compared."""
 
 
 # -- data --------------------------------------------------------------------------------

@@ -49,14 +49,14 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ._units import parse_duration_ns
 from .engine.clock import RealClock
 from .engine.health import ScenarioHealth
 from .engine.merge import merge_results, result_from_dict
 from .engine.runner import Progress, RunOptions, RunResult, Scenario, ScenarioResult
-from .errors import CertloadError, ConfigError
+from .errors import CertloadError, ConfigError, TxSyntaxError
 from .metrics import MetricStore, declare_builtins
 from .thresholds import Threshold, parse_thresholds
+from .units import parse_duration_ns
 
 if TYPE_CHECKING:
     import execnet
@@ -108,14 +108,6 @@ except BaseException as exc:
 else:
     serve_worker(channel)
 """
-
-
-class TxSyntaxError(ConfigError):
-    """A ``--certload-tx`` value does not follow :data:`TX_GRAMMAR`."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
 
 
 def parse_tx(raw: str) -> tuple[str, ...]:

@@ -1,24 +1,43 @@
-"""Exception hierarchy shared by every part of pytest-certload.
+"""Every exception pytest-certload raises on purpose, and nothing else.
 
-Nothing here imports pytest: the engine, metrics, thresholds, stack and
-certctl client raise these, and the pytest glue translates them.
+Nothing here imports pytest (or anything above this module): the engine, metrics,
+thresholds, stack and certctl client raise these, and the pytest glue translates them.
+Every class derives from :class:`CertloadError`. Messages name what failed, the
+offending value and where it came from, what is valid and what to do next.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .certctl.acme import AcmeProblem
+    from .http import Response
+
 __all__ = [
+    "AcmeError",
+    "BaselineError",
+    "CertctlError",
     "CertloadError",
     "ConfigError",
+    "HTTPStatusError",
+    "OptionValueError",
     "SeedError",
     "ServiceError",
     "ServiceTimeout",
+    "ThresholdBreach",
     "ThresholdSyntaxError",
     "TransportError",
+    "TxSyntaxError",
+    "UntrustworthyRun",
 ]
 
 
 class CertloadError(Exception):
     """Base class of every error pytest-certload raises on purpose."""
+
+
+# -- configuration ----------------------------------------------------------------------
 
 
 class ConfigError(CertloadError, ValueError):
@@ -28,8 +47,44 @@ class ConfigError(CertloadError, ValueError):
     """
 
 
+class OptionValueError(ConfigError):
+    """An option parser rejected a raw value: ``kind`` is what was expected, ``grammar``
+    what is valid. The caller adds the option's name and source (argparse does too)."""
+
+    def __init__(self, kind: str, grammar: str) -> None:
+        super().__init__(f"not a valid {kind}; use {grammar}")
+        self.kind = kind
+        self.grammar = grammar
+
+
 class ThresholdSyntaxError(ConfigError):
     """A threshold expression or metric selector cannot be parsed."""
+
+
+class TxSyntaxError(ConfigError):
+    """A ``--certload-tx`` value does not follow the gateway-spec grammar."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+# -- verdicts ------------------------------------------------------------------------------
+
+
+class ThresholdBreach(CertloadError, AssertionError):
+    """One or more thresholds of a trustworthy run were breached (a test failure)."""
+
+
+class UntrustworthyRun(CertloadError):
+    """The generator could not deliver the load, or the target never answered (an error)."""
+
+
+class BaselineError(CertloadError):
+    """A baseline or a results directory cannot be read, written or compared."""
+
+
+# -- the system under test ----------------------------------------------------------------
 
 
 class TransportError(CertloadError):
@@ -42,6 +97,14 @@ class TransportError(CertloadError):
         self.kind = kind
 
 
+class HTTPStatusError(CertloadError):
+    """``Response.raise_for_status()`` found an error status (4xx, 5xx, or 0)."""
+
+    def __init__(self, message: str, *, response: Response) -> None:
+        super().__init__(message)
+        self.response = response
+
+
 class ServiceError(CertloadError):
     """A service of the stack failed to start, answer or stop."""
 
@@ -52,3 +115,15 @@ class ServiceTimeout(ServiceError, TimeoutError):
 
 class SeedError(CertloadError):
     """A seed SQL file failed; the message names file, line and statement."""
+
+
+class CertctlError(CertloadError):
+    """certctl answered a setup call with something the scenario cannot work with."""
+
+
+class AcmeError(CertloadError):
+    """An ACME setup step (directory, account creation) failed; ``problem`` says how."""
+
+    def __init__(self, message: str, problem: AcmeProblem | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem

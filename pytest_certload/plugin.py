@@ -16,7 +16,7 @@ from ._session import (
     UntrustworthyRun,
     validate_marker_kwargs,
 )
-from .errors import CertloadError, ConfigError
+from .errors import CertloadError, ConfigError, OptionValueError
 from .fixtures import certload, certload_seed, certload_settings, certload_stack
 
 __all__ = [
@@ -52,7 +52,7 @@ def _argparse_type(option: _settings.Option) -> Any:
     def parse(raw: str) -> Any:
         try:
             return option.parse(raw)
-        except _settings.BadValue as exc:
+        except OptionValueError as exc:
             raise argparse.ArgumentTypeError(
                 f"{raw!r} is not a valid {exc.kind}; use {exc.grammar}."
             ) from None

@@ -42,7 +42,6 @@ from fractions import Fraction
 from math import ceil
 from typing import Any
 
-from ._units import NS_PER_UNIT, parse_duration_ns
 from .errors import ConfigError, ThresholdSyntaxError
 from .metrics import (
     METRIC_NAME_RE,
@@ -55,6 +54,7 @@ from .metrics import (
     TrendSink,
     tagset,
 )
+from .units import NS_PER_UNIT, parse_duration_ns
 
 __all__ = [
     "EXPRESSION_GRAMMAR",

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from ..errors import CertloadError, ConfigError, TransportError
+from ..errors import AcmeError, ConfigError, TransportError
 
 __all__ = [
     "ACCOUNT_ALGS",
@@ -462,14 +462,6 @@ class AcmeProblem:
             media,
             retry_after,
         )
-
-
-class AcmeError(CertloadError):
-    """A setup step (directory, account creation) failed; ``problem`` says how."""
-
-    def __init__(self, message: str, problem: AcmeProblem | None = None) -> None:
-        super().__init__(message)
-        self.problem = problem
 
 
 # -- directory, orders ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from ..errors import CertloadError, ConfigError
+from ..errors import CertctlError, ConfigError
 
 if TYPE_CHECKING:
     import ssl
@@ -113,10 +113,6 @@ _ACME_RATE_LIMITED_TYPE = "urn:ietf:params:acme:error:rateLimited"
 
 
 T = TypeVar("T")
-
-
-class CertctlError(CertloadError):
-    """certctl answered a setup call with something the scenario cannot work with."""
 
 
 def expand(template: str, **params: str) -> str:

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from .._units import parse_duration_ns
 from ..errors import ConfigError
+from ..units import NS_PER_S, DurationLike, as_ns
 
 __all__ = [
     "EXECUTORS",
@@ -30,18 +30,6 @@ __all__ = [
     "executor_from_dict",
     "vu_steps",
 ]
-
-NS_PER_S = 1_000_000_000
-DurationLike: TypeAlias = str | int
-
-
-def _ns(value: DurationLike, what: str, *, allow_zero: bool = False) -> int:
-    # bare ints are nanoseconds inside the engine; users write strings such as "5m"
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0 or (value == 0 and not allow_zero):
-            raise ConfigError(f"{value!r} is not a valid {what}; it must be greater than 0.")
-        return value
-    return parse_duration_ns(value, what=what, allow_zero=allow_zero)
 
 
 def _positive_int(value: object, what: str, *, allow_zero: bool = False) -> int:
@@ -66,7 +54,7 @@ class Stage:
 
     @property
     def duration_ns(self) -> int:
-        return _ns(self.duration, "stage duration", allow_zero=True)
+        return as_ns(self.duration, "stage duration", allow_zero=True)
 
 
 def _stages(stages: Sequence[Stage | Mapping[str, Any]], what: str) -> tuple[Stage, ...]:
@@ -101,8 +89,8 @@ class ConstantArrivalRate:
 
     def __post_init__(self) -> None:
         _rate(self.rate, "rate of constant-arrival-rate")
-        _ns(self.duration, "duration of constant-arrival-rate")
-        _ns(self.time_unit, "time_unit of constant-arrival-rate")
+        as_ns(self.duration, "duration of constant-arrival-rate")
+        as_ns(self.time_unit, "time_unit of constant-arrival-rate")
         _positive_int(self.pre_allocated_vus, "pre_allocated_vus")
         if self.max_vus is not None:
             _positive_int(self.max_vus, "max_vus")
@@ -114,11 +102,11 @@ class ConstantArrivalRate:
 
     @property
     def duration_ns(self) -> int:
-        return _ns(self.duration, "duration")
+        return as_ns(self.duration, "duration")
 
     @property
     def time_unit_ns(self) -> int:
-        return _ns(self.time_unit, "time_unit")
+        return as_ns(self.time_unit, "time_unit")
 
     @property
     def vus_limit(self) -> int:
@@ -158,7 +146,7 @@ class RampingArrivalRate:
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", _stages(self.stages, self.kind))
         _rate(self.start_rate, "start_rate of ramping-arrival-rate")
-        _ns(self.time_unit, "time_unit of ramping-arrival-rate")
+        as_ns(self.time_unit, "time_unit of ramping-arrival-rate")
         _positive_int(self.pre_allocated_vus, "pre_allocated_vus")
         if self.max_vus is not None:
             _positive_int(self.max_vus, "max_vus")
@@ -174,7 +162,7 @@ class RampingArrivalRate:
 
     @property
     def time_unit_ns(self) -> int:
-        return _ns(self.time_unit, "time_unit")
+        return as_ns(self.time_unit, "time_unit")
 
     @property
     def vus_limit(self) -> int:
@@ -219,11 +207,11 @@ class ConstantVUs:
 
     def __post_init__(self) -> None:
         _positive_int(self.vus, "vus of constant-vus")
-        _ns(self.duration, "duration of constant-vus")
+        as_ns(self.duration, "duration of constant-vus")
 
     @property
     def duration_ns(self) -> int:
-        return _ns(self.duration, "duration")
+        return as_ns(self.duration, "duration")
 
     @property
     def vus_limit(self) -> int:
@@ -254,7 +242,7 @@ class RampingVUs:
                     f"target {_stage_target(st)!r} of stage {i} of ramping-vus is not a whole "
                     "number of VUs."
                 )
-        _ns(self.graceful_ramp_down, "graceful_ramp_down", allow_zero=True)
+        as_ns(self.graceful_ramp_down, "graceful_ramp_down", allow_zero=True)
 
     @property
     def duration_ns(self) -> int:
@@ -262,7 +250,7 @@ class RampingVUs:
 
     @property
     def graceful_ramp_down_ns(self) -> int:
-        return _ns(self.graceful_ramp_down, "graceful_ramp_down", allow_zero=True)
+        return as_ns(self.graceful_ramp_down, "graceful_ramp_down", allow_zero=True)
 
     @property
     def vus_limit(self) -> int:

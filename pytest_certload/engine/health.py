@@ -10,10 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .._units import parse_duration_ns
 from ..errors import ConfigError
+from ..units import parse_duration_ns
 
-__all__ = ["HealthLimits", "ScenarioHealth"]
+__all__ = ["HEALTH_GRAMMAR", "HealthLimits", "ScenarioHealth"]
+
+HEALTH_GRAMMAR = (
+    "comma-separated key=value pairs from rate=<0..1>, dropped=<0..1>, "
+    "lag_p99=<duration>, errors=<0..1>, e.g. 'rate=0.95,lag_p99=50ms'"
+)
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,7 @@ class HealthLimits:
     def parse(cls, spec: str, *, source: str = "") -> HealthLimits:
         """Parse ``"rate=0.95,dropped=0.001,lag_p99=50ms,errors=0.01"`` (any subset)."""
         where = f" (from {source})" if source else ""
-        grammar = (
-            "comma-separated key=value pairs from rate=<0..1>, dropped=<0..1>, "
-            "lag_p99=<duration>, errors=<0..1>, e.g. 'rate=0.95,lag_p99=50ms'"
-        )
+        grammar = HEALTH_GRAMMAR
         values: dict[str, Any] = {}
         keys = {
             "rate": "min_rate_ratio",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import ssl
 import traceback
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, create_task_group, get_cancelled_exc_class
 
-from .._units import parse_duration_ns
 from ..errors import ConfigError
 from ..metrics import MetricStore, MetricType, TrendSink, declare_builtins, tagset
 from ..thresholds import Threshold, ThresholdResult, abort_check, evaluate, parse_thresholds
+from ..units import as_ns
 from .clock import Clock, RealClock
 from .executors import (
     ConstantArrivalRate,
@@ -80,25 +79,16 @@ class HTTPOptions:
     timeout: str | int = "60s"
 
     def factory(self) -> Callable[[], Client]:
+        """A function making one client per VU (TLS contexts follow :mod:`..http.tls`)."""
         from ..http import make_client
 
-        timeout_ns = _duration(self.timeout, "HTTP timeout")
-        verify: bool | str | ssl.SSLContext = self.verify
-        if verify is not False:
-            # one context for all VUs of a scenario: building one costs milliseconds
-            # (tens with httpx), which would stall the event loop at every new VU
-            verify = ssl.create_default_context(
-                cafile=self.verify if isinstance(self.verify, str) else None
-            )
-            if self.http2:
-                verify.set_alpn_protocols(["h2", "http/1.1"])
         return partial(
             make_client,
             self.backend,
-            verify=verify,
+            verify=self.verify,
             http2=self.http2,
             fresh_connection=self.fresh_connection,
-            timeout_ns=timeout_ns,
+            timeout_ns=as_ns(self.timeout, "HTTP timeout"),
         )
 
 
@@ -131,8 +121,8 @@ class Scenario:
             )
         if not callable(self.exec):
             raise ConfigError(f"exec of scenario {self.name!r} is {self.exec!r}, not a function.")
-        _duration(self.start_time, f"start_time of scenario {self.name!r}", allow_zero=True)
-        _duration(self.graceful_stop, f"graceful_stop of scenario {self.name!r}", allow_zero=True)
+        as_ns(self.start_time, f"start_time of scenario {self.name!r}", allow_zero=True)
+        as_ns(self.graceful_stop, f"graceful_stop of scenario {self.name!r}", allow_zero=True)
         for metric, kind in self.metrics.items():
             if kind not in _METRIC_KINDS:
                 raise ConfigError(
@@ -142,11 +132,11 @@ class Scenario:
 
     @property
     def start_time_ns(self) -> int:
-        return _duration(self.start_time, "start_time", allow_zero=True)
+        return as_ns(self.start_time, "start_time", allow_zero=True)
 
     @property
     def graceful_stop_ns(self) -> int:
-        return _duration(self.graceful_stop, "graceful_stop", allow_zero=True)
+        return as_ns(self.graceful_stop, "graceful_stop", allow_zero=True)
 
     @property
     def open_model(self) -> bool:
@@ -273,14 +263,6 @@ class RunResult:
             "scenarios": {k: v.to_dict() for k, v in self.scenarios.items()},
             "metrics": self.store.to_dict(),
         }
-
-
-def _duration(value: str | int, what: str, *, allow_zero: bool = False) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0 or (value == 0 and not allow_zero):
-            raise ConfigError(f"{value!r} is not a valid {what}; it must be greater than 0.")
-        return value
-    return parse_duration_ns(value, what=what, allow_zero=allow_zero)
 
 
 class _ScenarioRun:
@@ -658,9 +640,9 @@ async def run(
         for metric, kind in sc.metrics.items():
             mtype, is_time = _METRIC_KINDS[kind]
             store.declare(metric, mtype, time=is_time)
-    interval = _duration(options.interval, "timeline interval")
-    progress_every = _duration(options.progress_every, "progress interval")
-    teardown = _duration(options.teardown_timeout, "teardown timeout", allow_zero=True)
+    interval = as_ns(options.interval, "timeline interval")
+    progress_every = as_ns(options.progress_every, "progress interval")
+    teardown = as_ns(options.teardown_timeout, "teardown timeout", allow_zero=True)
     vu_ids = [0]
     runs = [_ScenarioRun(sc, store, clock, options.http, vu_ids, options.shard) for sc in scenarios]
     total_ns = max(

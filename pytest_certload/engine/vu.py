@@ -246,7 +246,7 @@ class VU:
     async def sleep(self, duration: float | str) -> None:
         """Pause this VU (k6's ``sleep``): seconds as a number, or a duration string."""
         if isinstance(duration, str):
-            from .._units import parse_duration_ns
+            from ..units import parse_duration_ns
 
             ns = parse_duration_ns(duration, what="sleep duration")
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ._factory import BACKENDS, DEFAULT_BACKEND, DEFAULT_TIMEOUT_NS, make_client, tls_probe
 from ._models import Client, Headers, HTTPStatusError, Response, Timings
-from ._tls import client_context
+from .tls import client_context
 
 __all__ = [
     "BACKENDS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ._fast import FastClient
 from ._models import Client, Response, join_url
-from ._tls import TLSVersionSpec, VerifyTypes, client_context
+from .tls import TLSVersionSpec, VerifyTypes, client_context
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_TIMEOUT_NS", "make_client", "tls_probe"]
 
@@ -49,7 +49,7 @@ def make_client(
         ssl_ctx = None
         if verify is not False or min_tls_version is not None:
             ssl_ctx = client_context(
-                verify, min_tls_version=min_tls_version, alpn=("http/1.1",), cached=True
+                verify, min_tls_version=min_tls_version, alpn=("http/1.1",), shared=True
             )
         return FastClient(
             verify=verify,

@@ -31,7 +31,7 @@ from ._models import (
     join_url,
     parse_target,
 )
-from ._tls import TLSVersionSpec, VerifyTypes, client_context
+from .tls import TLSVersionSpec, VerifyTypes, client_context
 
 __all__ = ["FastClient"]
 
@@ -299,7 +299,7 @@ class FastClient(BaseClient):
         ctx = self._ssl
         if ctx is None:
             ctx = client_context(
-                self._verify, min_tls_version=self._min_tls, alpn=("http/1.1",), cached=True
+                self._verify, min_tls_version=self._min_tls, alpn=("http/1.1",), shared=True
             )
             self._ssl = ctx
         return ctx

@@ -17,7 +17,7 @@ import httpx
 
 from ..errors import TransportError
 from ._models import BaseClient, Headers, HeaderTypes, ParamTypes, Response, Timings, join_url
-from ._tls import TLSVersionSpec, VerifyTypes, client_context
+from .tls import TLSVersionSpec, VerifyTypes, client_context
 
 __all__ = ["HttpxClient"]
 
@@ -101,8 +101,14 @@ class HttpxClient(BaseClient):
         min_tls_version: TLSVersionSpec | None = None,
         base_url: str | None = None,
     ) -> None:
-        # a fresh context per client: httpcore sets ALPN on the context it is given
-        ctx = client_context(verify, min_tls_version=min_tls_version, cached=False)
+        # httpcore sets its ALPN list on the context at every connection: a context shared
+        # by clients that all set the same list is never changed by them (see .tls)
+        ctx = client_context(
+            verify,
+            min_tls_version=min_tls_version,
+            alpn=("http/1.1", "h2") if http2 else ("http/1.1",),
+            shared=True,
+        )
         limits = httpx.Limits(
             max_connections=None,
             max_keepalive_connections=0 if fresh_connection else 64,

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypeAlias, runtime_checkable
 from urllib.parse import urlencode, urlsplit
 
-from ..errors import CertloadError, ConfigError
+from ..errors import ConfigError, HTTPStatusError
 
 __all__ = [
     "Client",
@@ -119,14 +119,6 @@ class Timings:
     waiting: int | None = None
     receiving: int | None = None
     duration: int | None = None
-
-
-class HTTPStatusError(CertloadError):
-    """``Response.raise_for_status()`` found an error status (4xx, 5xx, or 0)."""
-
-    def __init__(self, message: str, *, response: Response) -> None:
-        super().__init__(message)
-        self.response = response
 
 
 class Response:

@@ -490,12 +490,15 @@ def test_bad_timeout_verify_and_tls_version_are_config_errors() -> None:
         make_client("httpx", min_tls_version="1.1")
 
 
-def test_fast_contexts_are_cached_and_httpx_contexts_are_not() -> None:
-    a = client_context(True, min_tls_version="1.3", alpn=("http/1.1",), cached=True)
-    b = client_context(True, min_tls_version="TLSv1.3", alpn=("http/1.1",), cached=True)
+def test_shared_contexts_are_one_per_key_and_fresh_ones_are_new() -> None:
+    a = client_context(True, min_tls_version="1.3", alpn=("http/1.1",), shared=True)
+    b = client_context(True, min_tls_version="TLSv1.3", alpn=("http/1.1",), shared=True)
     assert a is b
     assert a.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert client_context(True, alpn=("http/1.1", "h2"), shared=True) is not a
     assert client_context(True) is not client_context(True)
+    pinned = client_context(True, min_tls_version="1.2", max_tls_version="1.2")
+    assert pinned.maximum_version == ssl.TLSVersion.TLSv1_2
     insecure = client_context(False)
     assert insecure.verify_mode == ssl.CERT_NONE
     assert not insecure.check_hostname

@@ -1,12 +1,32 @@
-"""Parsing of durations and rates as users write them (``"30s"``, ``"1.5m"``, ``"250ms"``)."""
+"""Time units: the nanosecond constants and the one duration parser.
+
+Every duration inside pytest-certload is integer nanoseconds. Users write strings
+(``"30s"``, ``"1.5m"``, ``"250ms"``); :func:`parse_duration_ns` reads them, and
+:func:`as_ns` is the same parser for values that may already be nanoseconds (a bare
+``int`` inside the engine, as executors and scenarios accept).
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TypeAlias
 
 from .errors import ConfigError
 
-__all__ = ["DURATION_GRAMMAR", "format_duration", "parse_duration_ns", "to_ms"]
+__all__ = [
+    "DURATION_GRAMMAR",
+    "NS_PER_MS",
+    "NS_PER_S",
+    "NS_PER_UNIT",
+    "DurationLike",
+    "as_ns",
+    "parse_duration_ns",
+]
+
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+#: a duration as the engine accepts it: a string with a unit, or integer nanoseconds
+DurationLike: TypeAlias = str | int
 
 NS_PER_UNIT: dict[str, int] = {
     "ns": 1,
@@ -61,17 +81,11 @@ def parse_duration_ns(
     return ns
 
 
-def to_ms(ns: float) -> float:
-    """Nanoseconds to milliseconds as a float."""
-    return ns / 1_000_000
-
-
-def format_duration(ns: int) -> str:
-    """A short human form: ``'5m'``, ``'30s'``, ``'1.5s'``, ``'250ms'``."""
-    if ns % 60_000_000_000 == 0 and ns >= 60_000_000_000:
-        return f"{ns // 60_000_000_000}m"
-    if ns >= 1_000_000_000:
-        return f"{ns / 1_000_000_000:g}s"
-    if ns >= 1_000_000:
-        return f"{ns / 1_000_000:g}ms"
-    return f"{ns / 1_000:g}us"
+def as_ns(value: DurationLike, what: str, *, allow_zero: bool = False) -> int:
+    """``value`` as integer nanoseconds: a bare ``int`` is already nanoseconds (the
+    engine's own unit), a string is parsed by :func:`parse_duration_ns`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ConfigError(f"{value!r} is not a valid {what}; it must be greater than 0.")
+        return value
+    return parse_duration_ns(value, what=what, allow_zero=allow_zero)
