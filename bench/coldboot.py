@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import anyio  # noqa: E402
 
-from pytest_certload.stack.external import TARGET_TYPES  # noqa: E402
+from pytest_certload.stack import TARGET_TYPES  # noqa: E402
 from pytest_certload.stack.local import LocalStack  # noqa: E402
 
 

@@ -1,8 +1,9 @@
 """pytest-certload: load-test certctl with pytest, latency contracts as assertions.
 
-The engine, metrics, thresholds, HTTP clients, stack and certctl client import without
-pytest; ``pytest_certload.plugin`` is the pytest glue, loaded through the ``pytest11``
-entry point.
+Everything here imports without pytest; ``pytest_certload.plugin`` (hooks) and
+``pytest_certload.fixtures`` (fixtures and stash keys) are the pytest glue, loaded
+through the ``pytest11`` entry point. The layers and the data flow of one run are
+described in ``docs/dev/architecture.md``.
 """
 
 from .engine import (
@@ -26,10 +27,15 @@ from .errors import (
     SeedError,
     ServiceError,
     ServiceTimeout,
+    ThresholdBreach,
     ThresholdSyntaxError,
     TransportError,
+    UntrustworthyRun,
 )
+from .loadtest import LoadTest
 from .metrics import MetricStore, MetricType
+from .settings import Settings
+from .stack import StackInfo
 from .thresholds import Threshold, ThresholdResult, evaluate, parse_thresholds
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "ConstantVUs",
     "HTTPOptions",
     "HealthLimits",
+    "LoadTest",
     "MetricStore",
     "MetricType",
     "RampingArrivalRate",
@@ -50,11 +57,15 @@ __all__ = [
     "SeedError",
     "ServiceError",
     "ServiceTimeout",
+    "Settings",
+    "StackInfo",
     "Stage",
     "Threshold",
+    "ThresholdBreach",
     "ThresholdResult",
     "ThresholdSyntaxError",
     "TransportError",
+    "UntrustworthyRun",
     "evaluate",
     "parse_thresholds",
     "run",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .certctl.acme import AcmeProblem
+    from .certctl.acme.problems import AcmeProblem
     from .http import Response
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "HTTPStatusError",
     "OptionValueError",
+    "RecordError",
     "SeedError",
     "ServiceError",
     "ServiceTimeout",
@@ -82,6 +83,10 @@ class UntrustworthyRun(CertloadError):
 
 class BaselineError(CertloadError):
     """A baseline or a results directory cannot be read, written or compared."""
+
+
+class RecordError(CertloadError):
+    """A session record (``session.json``) or a run file cannot be read."""
 
 
 # -- the system under test ----------------------------------------------------------------

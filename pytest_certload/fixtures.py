@@ -1,26 +1,45 @@
-"""The fixtures of pytest-certload (registered by the plugin)."""
+"""The fixtures of pytest-certload and the stash keys they share with the hooks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ._session import LoadTest, SessionRecorder, settings_of
-from ._settings import Settings
 from .errors import ConfigError
-from .stack.external import StackInfo
+from .loadtest import LoadTest
+from .record import SessionRecord
+from .settings import Settings
+from .stack import StackInfo
+from .stack.session import open_stack
 
-__all__ = ["certload", "certload_seed", "certload_settings", "certload_stack"]
+if TYPE_CHECKING:
+    from .seed import SeedReport
+
+__all__ = [
+    "LOADTEST_KEY",
+    "SESSION_KEY",
+    "SETTINGS_KEY",
+    "certload",
+    "certload_seed",
+    "certload_settings",
+    "certload_stack",
+]
+
+#: the resolved settings, on ``config.stash``
+SETTINGS_KEY = pytest.StashKey[Settings]()
+#: the session's record (what every run measured), on ``config.stash``
+SESSION_KEY = pytest.StashKey[SessionRecord]()
+#: a test's ``certload`` object, on its item's ``stash`` while the test runs
+LOADTEST_KEY = pytest.StashKey[LoadTest]()
 
 
 @pytest.fixture(scope="session")
 def certload_settings(pytestconfig: pytest.Config) -> Settings:
-    """The resolved, frozen :class:`pytest_certload._settings.Settings`."""
-    settings: Settings = settings_of(pytestconfig)
-    return settings
+    """The resolved, frozen :class:`pytest_certload.Settings`."""
+    return pytestconfig.stash[SETTINGS_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -34,23 +53,21 @@ def certload_stack(
     ``containers`` uses testcontainers; ``external`` (``--certctl-url``) uses a running
     stack. The report header names what was measured.
     """
-    from ._stackglue import open_stack
-
-    settings: Settings = settings_of(pytestconfig)
-    recorder: SessionRecorder = pytestconfig.stash[SessionRecorder.KEY]
-    with open_stack(settings, work_dir=tmp_path_factory.mktemp("stack")) as opened:
-        recorder.target = opened.label
-        recorder.target_details = opened.details
+    settings = pytestconfig.stash[SETTINGS_KEY]
+    session = pytestconfig.stash[SESSION_KEY]
+    with open_stack(settings.stack_request(), work_dir=tmp_path_factory.mktemp("stack")) as opened:
+        session.target = opened.label
+        session.target_details = opened.details
         yield opened.info
 
 
 @pytest.fixture(scope="session")
-def certload_seed(certload_stack: StackInfo, pytestconfig: pytest.Config) -> Any:
+def certload_seed(certload_stack: StackInfo, pytestconfig: pytest.Config) -> SeedReport:
     """Apply ``fixtures/sql/*.sql`` (lexical order, idempotent, ledgered) to the stack's DB.
 
     Returns the :class:`pytest_certload.seed.SeedReport` (rows inserted per file).
     """
-    from .seed import apply_seed
+    from .seed import apply_seed  # psycopg: imported only by sessions that seed
 
     if not certload_stack.dsn:
         raise ConfigError(
@@ -70,9 +87,14 @@ def certload(request: pytest.FixtureRequest) -> Iterator[LoadTest]:
     fails the test in its call phase; a run whose generator could not deliver the load,
     or whose target was unreachable, is reported as an error of this test.
     """
-    recorder: SessionRecorder = request.config.stash[SessionRecorder.KEY]
-    load = LoadTest(request.node, settings_of(request.config), recorder)
+    stack: StackInfo | None = None
     if "certload_stack" in request.fixturenames:
-        load.stack = request.getfixturevalue("certload_stack")
+        stack = request.getfixturevalue("certload_stack")
+    config = request.config
+    load = LoadTest(
+        request.node, config.stash[SETTINGS_KEY], config.stash[SESSION_KEY], stack=stack
+    )
+    request.node.stash[LOADTEST_KEY] = load
     yield load
+    del request.node.stash[LOADTEST_KEY]
     load.finish()

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from hdrh.histogram import HdrHistogram
 
 from .errors import ConfigError
+from .units import NS_PER_S
 
 __all__ = [
     "BUILTIN_METRICS",
@@ -241,13 +242,23 @@ class TrendSink:
         n = self.count
         if n == 0:
             raise ValueError("no samples: a quantile of an empty trend is undefined")
+        ranks = {q: nearest_rank(q, n) for q in qs}
+        values = self.at_ranks(ranks.values())
+        return {q: values[rank] for q, rank in ranks.items()}
+
+    def at_ranks(self, ranks: Iterable[int]) -> dict[int, int]:
+        """The sample at each 1-based rank (of ``1..count``), reported high as every
+        quantile is: the highest equivalent value of its bucket."""
+        n = self.count
         hist = self._hist
         last = hist.get_counts_array_index(hist.max_value)
         cumulative = list(accumulate(hist.counts[: last + 1]))
-        result: dict[float, int] = {}
-        for q in qs:
-            index = bisect_left(cumulative, nearest_rank(q, n))
-            result[q] = int(hist.get_highest_equivalent_value(hist.get_value_from_index(index)))
+        result: dict[int, int] = {}
+        for rank in ranks:
+            if not 1 <= rank <= n:
+                raise ValueError(f"rank {rank!r} is outside 1..{n}")
+            index = bisect_left(cumulative, rank)
+            result[rank] = int(hist.get_highest_equivalent_value(hist.get_value_from_index(index)))
         return result
 
     def counts(self) -> dict[int, int]:
@@ -371,7 +382,7 @@ class CounterSink:
             duration_ns = self.last_ns - self.first_ns
         if not duration_ns:
             return None
-        return self.count * 1_000_000_000 / duration_ns
+        return self.count * NS_PER_S / duration_ns
 
     def merge(self, other: CounterSink) -> None:
         self.count += other.count

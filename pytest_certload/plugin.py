@@ -3,52 +3,41 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
-from . import _settings
-from ._session import (
-    LoadTest,
-    SessionRecorder,
-    ThresholdBreach,
-    UntrustworthyRun,
-    validate_marker_kwargs,
-)
-from .errors import CertloadError, ConfigError, OptionValueError
-from .fixtures import certload, certload_seed, certload_settings, certload_stack
+from . import fixtures, hookspecs
+from .baseline import Baseline, ReportLine, baseline_from_session, compare, comparison_lines
+from .baseline import load as load_baseline
+from .baseline import resolve_path as baseline_path
+from .errors import BaselineError, CertloadError, ConfigError, OptionValueError
+from .fixtures import LOADTEST_KEY, SESSION_KEY, SETTINGS_KEY
+from .loadtest import MARKER_KWARGS, validate_marker_kwargs
+from .record import SessionRecord, now_iso
+from .report import html, summary, terminal
+from .settings import OPTIONS, Option, resolve
 
-__all__ = [
-    "SETTINGS_KEY",
-    "CertloadWarning",
-    "ThresholdBreach",
-    "UntrustworthyRun",
-    "certload",
-    "certload_seed",
-    "certload_settings",
-    "certload_stack",
-]
-
-SETTINGS_KEY = pytest.StashKey[_settings.Settings]()
-RECORDER_KEY = pytest.StashKey[SessionRecorder]()
-SessionRecorder.KEY = RECORDER_KEY
+__all__: list[str] = []
 
 MARKERS = {
     "api": "certctl API tier scenarios (issuance_acceptance, list_certificates)",
     "connector": "connector tier: TLS handshakes against nginx, apache, haproxy and the f5 mock",
     "acme": "ACME server scenarios (directory, new-nonce, renewal-info, JWS enrollment)",
     "scale": "scale tier: bulk_renewal, acme_burst, agent_storm (seeds PostgreSQL)",
-    "certload(smoke_duration, thresholds, health, min_tail_samples, target)": "per-test "
+    f"certload({', '.join(MARKER_KWARGS)})": "per-test "
     "overrides of pytest-certload (keyword arguments), validated at collection",
 }
 
 
-class CertloadWarning(pytest.PytestWarning):
-    """A warning issued by pytest-certload."""
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+    # the fixtures live in a module of their own, registered beside this one
+    pluginmanager.register(fixtures, "certload-fixtures")
 
 
-def _argparse_type(option: _settings.Option) -> Any:
+def _argparse_type(option: Option) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
         try:
             return option.parse(raw)
@@ -63,7 +52,7 @@ def _argparse_type(option: _settings.Option) -> Any:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("certload", "load testing certctl (pytest-certload)")
-    for opt in _settings.OPTIONS:
+    for opt in OPTIONS:
         group.addoption(
             opt.cli,
             dest=opt.dest,
@@ -78,38 +67,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    cli = {opt.dest: config.getoption(opt.dest) for opt in _settings.OPTIONS}
+    cli = {opt.dest: config.getoption(opt.dest) for opt in OPTIONS}
     ini: dict[str, str | None] = {}
-    for opt in _settings.OPTIONS:
+    for opt in OPTIONS:
         raw = config.getini(opt.dest)
         ini[opt.dest] = raw if isinstance(raw, str) and raw != "" else None
     ini_source = config.inipath.name if config.inipath is not None else "the ini file"
     try:
-        settings = _settings.resolve(cli, ini, ini_source=ini_source)
+        settings = resolve(cli, ini, ini_source=ini_source)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     output_dir = settings.output_dir
     if not output_dir.is_absolute():
         output_dir = config.rootpath / output_dir
-    recorder = SessionRecorder(output_dir=output_dir)
-    config.stash[RECORDER_KEY] = recorder
-    reporter = _Reporter(config, recorder)
+    session = SessionRecord(
+        output_dir=output_dir, profile=settings.profile, http_backend=settings.http_backend
+    )
+    config.stash[SESSION_KEY] = session
+    reporter = _SessionReporter(config, session)
     if settings.baseline is not None:
         source = settings.sources.get("certload_baseline", "the settings")
-        reporter.baseline = _load_baseline(settings.baseline, source, config.rootpath)
+        try:
+            path = baseline_path(settings.baseline, config.rootpath / "baselines")
+            reporter.baseline = load_baseline(
+                path if path.is_absolute() else config.rootpath / path
+            )
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--certload-baseline (from {source}): {exc}") from None
     config.pluginmanager.register(reporter, "certload-reporter")
-
-
-def _load_baseline(name: str, source: str, rootpath: Any) -> Any:
-    """The saved baseline ``--certload-baseline`` names, checked before any test runs."""
-    from .baseline import BaselineError, load, resolve_path
-
-    try:
-        path = resolve_path(name, rootpath / "baselines")
-        return load(path if path.is_absolute() else rootpath / path)
-    except BaselineError as exc:
-        raise pytest.UsageError(f"--certload-baseline (from {source}): {exc}") from None
 
 
 def pytest_collection_modifyitems(
@@ -129,7 +115,7 @@ def pytest_collection_modifyitems(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Let progress lines of a running scenario reach the terminal despite capturing."""
-    load = _load_test_of(item)
+    load = item.stash.get(LOADTEST_KEY, None)
     if load is not None:
         load.progress_sink = _progress_writer(item.config)
     try:
@@ -139,15 +125,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             load.progress_sink = None
 
 
-def _load_test_of(item: pytest.Item) -> LoadTest | None:
-    funcargs = getattr(item, "funcargs", None)
-    if not funcargs:
-        return None
-    value = funcargs.get("certload")
-    return value if isinstance(value, LoadTest) else None
-
-
-def _progress_writer(config: pytest.Config) -> Any:
+def _progress_writer(config: pytest.Config) -> Callable[[str], None] | None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capman = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or config.get_verbosity() < 0:
@@ -163,88 +141,76 @@ def _progress_writer(config: pytest.Config) -> Any:
     return write
 
 
-class _Reporter:
+class _SessionReporter:
     """Session-end reporting, registered only once settings resolved (xdist style)."""
 
-    def __init__(self, config: pytest.Config, recorder: SessionRecorder) -> None:
+    def __init__(self, config: pytest.Config, session: SessionRecord) -> None:
         self.config = config
-        self.recorder = recorder
+        self.session = session
         self.summary_path = ""
         self.write_error = ""
         self.html_path = ""
         self.html_error = ""
-        self.baseline: Any = None  # a pytest_certload.baseline.Baseline to compare with
-        self.baseline_lines: list[str] = []
-        self.regressed = False
+        #: the saved baseline ``--certload-baseline`` names, to compare with
+        self.baseline: Baseline | None = None
+        self.baseline_lines: list[ReportLine] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        outcomes = self.recorder.outcomes
-        if report.failed and report.when != "call":
-            outcomes[report.nodeid] = "error"
-        elif report.when == "call" and outcomes.get(report.nodeid) != "error":
-            outcomes[report.nodeid] = report.outcome
+        self.session.set_outcome(report.nodeid, report.when, report.outcome)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.recorder.records:
+        record = self.session
+        if not record.records:
             return
-        from .report import summary
-
-        settings = self.config.stash[SETTINGS_KEY]
-        self._write_html(settings)
-        self._compare_baseline(session, settings)
+        record.finished_at = now_iso()
+        record.write_index()
+        self._write_html()
+        self._compare_baseline(session)
         try:
-            path = summary.write_summary(self.recorder, settings)
+            doc = summary.build_summary(record)
+            self.config.hook.pytest_certload_update_summary(config=self.config, summary=doc)
+            self.summary_path = str(summary.write_summary(doc, record.output_dir))
         except (OSError, CertloadError) as exc:
             self.write_error = f"pytest-certload could not write its JSON summary: {exc}"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-            return
-        self.summary_path = str(path)
 
-    def _write_html(self, settings: _settings.Settings) -> None:
+    def _write_html(self) -> None:
         """The HTML report beside summary.json; a failure is reported, never raised."""
         try:
-            from .report import html
-
-            self.html_path = str(html.write_report(self.recorder, settings))
+            self.html_path = str(html.write_report(self.session))
             if not html.charts_available():
                 self.html_error = f"HTML report without charts: {html.INSTALL_HINT}"
         except Exception as exc:
             self.html_error = f"pytest-certload could not write its HTML report: {exc!r}"
 
-    def _compare_baseline(self, session: pytest.Session, settings: _settings.Settings) -> None:
+    def _compare_baseline(self, session: pytest.Session) -> None:
         """``--certload-baseline``: a regression fails the session (run-level problem)."""
         if self.baseline is None:
             return
-        from .baseline import baseline_from_recorder, compare
-
         try:
-            result = compare(self.baseline, baseline_from_recorder(self.recorder, settings))
+            result = compare(self.baseline, baseline_from_session(self.session))
         except Exception as exc:
-            self.baseline_lines = [f"could not compare with the baseline: {exc!r}"]
-            self.regressed = True
+            self.baseline_lines = [
+                ReportLine(f"could not compare with the baseline: {exc!r}", bad=True)
+            ]
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
-        self.baseline_lines = result.lines(verbose=self.config.get_verbosity() > 0)
-        if not result.ok:
-            self.regressed = True
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.baseline_lines = comparison_lines(result, verbose=self.config.get_verbosity() > 0)
+        if not result.ok and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.recorder.records:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.session.records:
             return
-        from .report import terminal
-
         try:
-            lines = terminal.render(self.recorder)
+            lines = terminal.render(self.session)
         except Exception as exc:
             lines = [f"pytest-certload could not render its summary table: {exc!r}"]
         terminalreporter.section("certload", sep="=")
         for line in lines:
             terminalreporter.write_line(line)
-        for line in self.baseline_lines:
-            bad = "✗" in line or "regression(s)" in line or line.startswith("could not")
-            terminalreporter.write_line(line, red=self.regressed and bad)
+        for report_line in self.baseline_lines:
+            terminalreporter.write_line(report_line.text, red=report_line.bad)
         if self.summary_path:
             terminalreporter.write_line(f"JSON summary: {self.summary_path}")
         if self.html_path:

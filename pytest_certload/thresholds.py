@@ -36,7 +36,7 @@ import difflib
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 from math import ceil
@@ -54,7 +54,7 @@ from .metrics import (
     TrendSink,
     tagset,
 )
-from .units import NS_PER_UNIT, parse_duration_ns
+from .units import NS_PER_S, NS_PER_UNIT, parse_duration_ns
 
 __all__ = [
     "EXPRESSION_GRAMMAR",
@@ -63,7 +63,9 @@ __all__ = [
     "ThresholdResult",
     "abort_check",
     "evaluate",
+    "format_selector",
     "parse_thresholds",
+    "threshold_list",
 ]
 
 EXPRESSION_GRAMMAR = (
@@ -128,6 +130,27 @@ class Threshold:
     source: str = ""
     unit: str = ""  # unit written after the value, "" if none (Greek μ stored as µ)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What it takes to rebuild this threshold (:meth:`from_dict` parses it again)."""
+        return {
+            "selector": self.selector,
+            "expression": self.expression,
+            "abort_on_fail": self.abort_on_fail,
+            "delay_abort_eval_ns": self.delay_abort_eval_ns,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Threshold:
+        (parsed,) = parse_thresholds(
+            {str(data["selector"]): [str(data["expression"])]}, source=str(data["source"])
+        )
+        return replace(
+            parsed,
+            abort_on_fail=bool(data["abort_on_fail"]),
+            delay_abort_eval_ns=int(data["delay_abort_eval_ns"]),
+        )
+
 
 @dataclass(frozen=True)
 class ThresholdResult:
@@ -156,6 +179,26 @@ class ThresholdResult:
         t = self.threshold
         where = f" — declared at {t.source}" if t.source else ""
         return f"{t.selector} {t.expression}: {self.reason}{where}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold.to_dict(),
+            "ok": self.ok,
+            "observed": self.observed,
+            "count": self.count,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ThresholdResult:
+        observed = data["observed"]
+        return cls(
+            threshold=Threshold.from_dict(data["threshold"]),
+            ok=bool(data["ok"]),
+            observed=None if observed is None else float(observed),
+            count=int(data["count"]),
+            reason=str(data["reason"]),
+        )
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -223,7 +266,7 @@ def _parse_selector(key: object, where: str) -> tuple[str, dict[str, str], str]:
             pos = match.end()
             if inner[pos - 1] == "," and not inner[pos:].strip():
                 raise fail("the tag filter ends with ','")
-    return name, tags, _format_selector(name, tags)
+    return name, tags, format_selector(name, tags)
 
 
 def _tag_problem(rest: str) -> str:
@@ -243,7 +286,9 @@ def _tag_problem(rest: str) -> str:
     return f"cannot read a TAG:VALUE pair at {rest!r}"
 
 
-def _format_selector(name: str, tags: Mapping[str, str]) -> str:
+def format_selector(name: str, tags: Mapping[str, str]) -> str:
+    """The one spelling of a sub-metric: ``name{tag:value,...}`` (values quoted when they
+    hold ``,`` ``}`` or quotes), as thresholds and the JSON summary key it."""
     if not tags:
         return name
 
@@ -364,6 +409,18 @@ def _plain(value: Decimal) -> str:
     """A decimal without exponent or trailing zeros: 95.0 -> '95', 99.90 -> '99.9'."""
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def threshold_list(
+    thresholds: Sequence[Threshold] | Mapping[str, Any] | None, *, source: str
+) -> list[Threshold]:
+    """Thresholds as every run takes them: a k6 mapping (parsed, declared at ``source``),
+    already parsed ones, or None."""
+    if thresholds is None:
+        return []
+    if isinstance(thresholds, Mapping):
+        return parse_thresholds(thresholds, source=source)
+    return list(thresholds)
 
 
 # -- evaluation ------------------------------------------------------------------------
@@ -506,7 +563,7 @@ def _observe(
                 f"a counter rate needs the run duration and none is known for "
                 f"{t.selector}; pass duration_ns to evaluate()"
             )
-        return Fraction(sink.count) * 1_000_000_000 / span
+        return Fraction(sink.count) * NS_PER_S / span
     return Fraction(sink.value)
 
 

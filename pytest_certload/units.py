@@ -20,6 +20,7 @@ __all__ = [
     "NS_PER_UNIT",
     "DurationLike",
     "as_ns",
+    "format_ms",
     "parse_duration_ns",
 ]
 
@@ -89,3 +90,16 @@ def as_ns(value: DurationLike, what: str, *, allow_zero: bool = False) -> int:
             raise ConfigError(f"{value!r} is not a valid {what}; it must be greater than 0.")
         return value
     return parse_duration_ns(value, what=what, allow_zero=allow_zero)
+
+
+def format_ms(ns: float | None) -> str:
+    """A duration for people, three significant digits: ``2.12 ms``, ``843 ms``,
+    ``1.25 s``; ``—`` for None."""
+    if ns is None:
+        return "—"
+    ms = ns / NS_PER_MS
+    if ms >= 1000:
+        return f"{ms / 1000:.3g} s"
+    if ms >= 100:
+        return f"{ms:.0f} ms"
+    return f"{ms:.3g} ms"

@@ -1,21 +1,33 @@
-"""certctl's API as the load scenarios speak it: paths, payloads, checks, setup calls.
+"""certctl's API as the load scenarios speak it: routes, payloads, checks, setup calls.
 
-Imports no pytest. Iteration functions use the pure helpers (:func:`certificate_payload`,
-:func:`parse_bulk_renew`, :func:`classify_429`, :class:`AcmeEndpoints`); tests use
-:class:`CertctlSetup` for the few synchronous calls made before a load starts. The
-JWS-signing ACME client (:class:`AcmeClient`, :class:`AccountPool`) drives full
-enrollments.
+Imports no pytest. One job per module:
+
+* :mod:`.routes`: URL templates (also the requests' ``name`` tags), :func:`expand`,
+  :func:`bearer`;
+* :mod:`.payloads`: request bodies and the bulk-renew answer;
+* :mod:`.names`: :class:`UniqueNames`, certificate and DNS names no run repeats;
+* :mod:`.responses`: :class:`ResponseLike`, the one response protocol, and its readers;
+* :mod:`.rotation`: :class:`Rotation` and :func:`batches` over seeded rows;
+* :mod:`.acme`: the JWS-signing ACME client (:class:`AcmeClient`, :class:`AccountPool`,
+  :class:`AcmeDirectory`, ...) and the unauthenticated walk (:class:`AcmeSurface`);
+* :mod:`.ratelimit`: certctl's two kinds of 429 told apart (:func:`classify_429`);
+* :mod:`.setup_client`: :class:`CertctlSetup`, the synchronous client for the few calls
+  made before a load starts.
+
+Iteration functions use the pure helpers; tests use :class:`CertctlSetup` before the
+load starts.
 """
 
+from ..errors import AcmeError, CertctlError
 from .acme import (
     AccountKey,
     AccountPool,
     AcmeAccount,
     AcmeClient,
     AcmeDirectory,
-    AcmeError,
     AcmeOrder,
     AcmeProblem,
+    AcmeSurface,
     AcmeTransport,
     Enrollment,
     EnrollmentMetrics,
@@ -27,46 +39,45 @@ from .acme import (
     make_csr,
     pool_size,
     sign_jws,
-    unique_dns_names,
 )
-from .client import (
+from .names import UniqueNames
+from .payloads import (
+    DEMO_FOREIGN_KEYS,
+    FAR_FUTURE_EXPIRY,
+    BulkRenewResult,
+    certificate_payload,
+    heartbeat_body,
+    parse_bulk_renew,
+)
+from .ratelimit import (
+    ACME_RATE_LIMITED,
+    API_RATE_LIMITED,
+    RATE_LIMITED_COUNTER,
+    acme_rate_limit_shape_ok,
+    classify_429,
+    count_rate_limit,
+    is_api_rate_limit,
+    rate_limit_storm,
+)
+from .responses import ResponseLike
+from .rotation import Rotation, batches
+from .routes import (
     ACME_DIRECTORY,
     ACME_NEW_NONCE,
-    ACME_RATE_LIMITED,
     ACME_RENEWAL_INFO,
     AGENT_HEARTBEAT,
     AGENTS,
-    API_RATE_LIMITED,
     ARI_PROBE_EXPECTED,
     ARI_PROBE_ID,
     AUTH_CHECK,
     BULK_RENEW,
     CERTIFICATES,
-    DEMO_FOREIGN_KEYS,
-    FAR_FUTURE_EXPIRY,
     JOBS,
-    RATE_LIMITED_COUNTER,
-    AcmeEndpoints,
-    AcmeSurface,
-    BulkRenewResult,
-    CertctlError,
-    CertctlSetup,
-    ResponseLike,
-    Rotation,
-    UniqueNames,
     acme_directory_path,
-    acme_rate_limit_shape_ok,
-    batches,
     bearer,
-    certificate_payload,
-    classify_429,
-    count_rate_limit,
     expand,
-    heartbeat_body,
-    is_api_rate_limit,
-    parse_bulk_renew,
-    rate_limit_storm,
 )
+from .setup_client import CertctlSetup
 
 __all__ = [
     "ACME_DIRECTORY",
@@ -90,7 +101,6 @@ __all__ = [
     "AcmeAccount",
     "AcmeClient",
     "AcmeDirectory",
-    "AcmeEndpoints",
     "AcmeError",
     "AcmeOrder",
     "AcmeProblem",
@@ -124,5 +134,4 @@ __all__ = [
     "pool_size",
     "rate_limit_storm",
     "sign_jws",
-    "unique_dns_names",
 ]

@@ -16,13 +16,11 @@ from pathlib import Path
 
 from ..errors import ConfigError, ServiceError
 from ._ca import LocalCA, make_ephemeral_ca_pem
-from ._config import load_config
+from ._config import LOG_LEVELS, load_config
 from ._db import prepare_database
 from ._worker import EPHEMERAL_CA_CERT_ENV, EPHEMERAL_CA_KEY_ENV
 
 __all__ = ["main"]
-
-_LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warning", "error": "error"}
 
 
 class _HideFaultDrops(logging.Filter):
@@ -108,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ[name] = value
     try:
         config = load_config(os.environ)
-        level = _LOG_LEVELS[config.log_level]
+        level = LOG_LEVELS[config.log_level]
         logging.config.dictConfig(_log_config(level))
         if config.ca_cert_path:
             LocalCA.from_files(config.ca_cert_path, config.ca_key_path)

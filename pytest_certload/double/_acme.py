@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from psycopg.types.json import Jsonb
 
+from ..units import NS_PER_S
 from ._ca import serial_hex
 from ._http import JSON, Handler, Response, json_response
 from ._jws import (
@@ -225,7 +226,7 @@ async def renewal_info(ctx: Ctx) -> Response:
     lifetime = not_after - not_before
     start = not_after - lifetime / 3
     end = not_after - lifetime / 6
-    retry_after = str(max(1, config.acme_ari_poll_interval_ns // 1_000_000_000)).encode()
+    retry_after = str(max(1, config.acme_ari_poll_interval_ns // NS_PER_S)).encode()
     return json_response(
         200,
         {"suggestedWindow": {"start": _rfc3339(start), "end": _rfc3339(end)}},
@@ -896,7 +897,7 @@ def routes() -> list[tuple[str, str, Handler]]:
 
 async def gc_loop(app: DoubleApp) -> None:
     """certctl's ACME GC (only with CERTCTL_ACME_SERVER_ENABLED=true)."""
-    interval = app.config.acme_gc_interval_ns / 1e9
+    interval = app.config.acme_gc_interval_ns / NS_PER_S
     while True:
         await asyncio.sleep(interval)
         try:

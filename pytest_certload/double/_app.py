@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl
 
 from psycopg_pool import AsyncConnectionPool
 
+from ..units import NS_PER_MS
+from ._acme import gc_loop
 from ._ca import LocalCA
 from ._config import ApiKey, DoubleConfig
 from ._db import AuditWriter, make_pool
@@ -29,8 +31,9 @@ from ._http import (
     error_response,
     plain_error,
 )
+from ._routes import FAULTS_PATH, PUBLIC_PATHS, build_router
 
-__all__ = ["FAULTS_PATH", "DoubleApp", "DroppedByFault"]
+__all__ = ["DoubleApp", "DroppedByFault"]
 
 log = logging.getLogger("certctl_double")
 
@@ -39,10 +42,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-#: Routes on certctl's no-auth chain (with their own rate-limit bucket).
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/api/v1/auth/info", "/api/v1/version"})
-#: The double's own control endpoint: admin only, never rate limited, faulted or audited.
-FAULTS_PATH = "/api/v1/_double/faults"
 ANONYMOUS = ApiKey("anonymous", "", False)
 
 _SECURITY_HEADERS = [
@@ -62,8 +61,6 @@ class DoubleApp:
     """certctl's request handling, backed by PostgreSQL and a local CA."""
 
     def __init__(self, config: DoubleConfig, ca: LocalCA) -> None:
-        from ._routes import build_router  # handlers import this module
-
         self.config = config
         self.ca = ca
         self.pool: AsyncConnectionPool = make_pool(config)
@@ -113,8 +110,6 @@ class DoubleApp:
         await self.pool.open(wait=False)
         self.audit.start()
         if self.config.acme_enabled and self.config.acme_gc_interval_ns > 0:
-            from ._acme import gc_loop
-
             self.background.append(asyncio.get_running_loop().create_task(gc_loop(self)))
 
     async def shutdown(self) -> None:
@@ -156,7 +151,7 @@ class DoubleApp:
                 method,
                 path,
                 response.status,
-                (time.perf_counter_ns() - started) / 1e6,
+                (time.perf_counter_ns() - started) / NS_PER_MS,
                 request_id,
             )
 

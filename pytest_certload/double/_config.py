@@ -15,22 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..units import NS_PER_S, NS_PER_UNIT
 
-__all__ = ["ApiKey", "DoubleConfig", "load_config", "parse_go_duration_ns"]
+__all__ = ["LOG_LEVELS", "ApiKey", "DoubleConfig", "load_config", "parse_go_duration_ns"]
 
 _TRUE = frozenset({"true", "1", "yes"})
-_GO_UNITS_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_LOG_LEVELS = ("debug", "info", "warn", "error")
+#: certctl's CERTCTL_LOG_LEVEL values -> the Python (and granian) logging level names
+LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warning", "error": "error"}
 
 
 @dataclass(frozen=True)
@@ -64,13 +57,13 @@ class DoubleConfig:
     acme_enabled: bool = False
     acme_orders_per_hour: int = 100
     acme_concurrent_orders: int = 5
-    acme_nonce_ttl_ns: int = 5 * 60 * 1_000_000_000
-    acme_order_ttl_ns: int = 24 * 3_600_000_000_000
-    acme_authz_ttl_ns: int = 24 * 3_600_000_000_000
+    acme_nonce_ttl_ns: int = 5 * 60 * NS_PER_S
+    acme_order_ttl_ns: int = 24 * 3600 * NS_PER_S
+    acme_authz_ttl_ns: int = 24 * 3600 * NS_PER_S
     acme_ari_enabled: bool = True
-    acme_ari_poll_interval_ns: int = 6 * 3_600_000_000_000
+    acme_ari_poll_interval_ns: int = 6 * 3600 * NS_PER_S
     acme_default_profile_id: str = ""
-    acme_gc_interval_ns: int = 60 * 1_000_000_000
+    acme_gc_interval_ns: int = 60 * NS_PER_S
     ca_cert_path: str = ""
     ca_key_path: str = ""
     workers: int = 1
@@ -91,7 +84,7 @@ def parse_go_duration_ns(text: str, *, var: str) -> int:
     for match in _GO_DURATION_PART.finditer(value):
         if match.start() != pos:
             break
-        total += float(match.group(1)) * _GO_UNITS_NS[match.group(2)]
+        total += float(match.group(1)) * NS_PER_UNIT[match.group(2)]
         pos = match.end()
     if pos == 0 or pos != len(value):
         raise ConfigError(
@@ -268,7 +261,7 @@ def load_config(env: Mapping[str, str], *, check_files: bool = True) -> DoubleCo
         rate_limit_rps=_float(env, "CERTCTL_RATE_LIMIT_RPS", 50.0),
         rate_limit_burst=_int(env, "CERTCTL_RATE_LIMIT_BURST", 100, minimum=1),
         max_body_size=_int(env, "CERTCTL_MAX_BODY_SIZE", 1_048_576, minimum=1),
-        log_level=_choice(env, "CERTCTL_LOG_LEVEL", "info", _LOG_LEVELS),
+        log_level=_choice(env, "CERTCTL_LOG_LEVEL", "info", tuple(LOG_LEVELS)),
         acme_enabled=_bool(env, "CERTCTL_ACME_SERVER_ENABLED", False),
         acme_orders_per_hour=_int(
             env, "CERTCTL_ACME_SERVER_RATE_LIMIT_ORDERS_PER_HOUR", 100, minimum=0

@@ -1,12 +1,17 @@
-"""The route table: certctl's paths mapped to the double's handlers."""
+"""The route table: certctl's paths mapped to the double's handlers, and which of them
+are on certctl's no-auth chain."""
 
 from __future__ import annotations
 
 from . import _acme, _api
-from ._app import FAULTS_PATH
 from ._http import Router
 
-__all__ = ["build_router"]
+__all__ = ["FAULTS_PATH", "PUBLIC_PATHS", "build_router"]
+
+#: Routes on certctl's no-auth chain (with their own rate-limit bucket).
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/api/v1/auth/info", "/api/v1/version"})
+#: The double's own control endpoint: admin only, never rate limited, faulted or audited.
+FAULTS_PATH = "/api/v1/_double/faults"
 
 
 def build_router() -> Router:

@@ -1,4 +1,4 @@
-"""The load engine: executors, virtual users, the run loop and the health verdict.
+"""The load engine: executors, virtual users, the run loop, results and health verdict.
 
 Imports no pytest; ``anyio.run(run, scenarios)`` or :func:`run_sync` drive it from a script.
 """
@@ -16,16 +16,10 @@ from .executors import (
     vu_steps,
 )
 from .health import HealthLimits, ScenarioHealth
-from .runner import (
-    HTTPOptions,
-    Progress,
-    RunOptions,
-    RunResult,
-    Scenario,
-    ScenarioResult,
-    run,
-    run_sync,
-)
+from .merge import merge_results
+from .options import HTTPOptions, RunOptions, Scenario
+from .results import Progress, RunResult, ScenarioResult
+from .runner import run, run_sync
 from .timeline import Timeline, TimelineRow
 from .vu import VU, FailedResponse, RecordingClient
 
@@ -54,6 +48,7 @@ __all__ = [
     "VirtualClock",
     "arrival_offsets_ns",
     "executor_from_dict",
+    "merge_results",
     "run",
     "run_sync",
     "vu_steps",

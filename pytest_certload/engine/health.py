@@ -7,6 +7,7 @@ run each scenario is judged against :class:`HealthLimits`; any problem makes the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,12 +34,33 @@ class HealthLimits:
       must not exceed this (default 50 ms).
     * ``max_iteration_error_ratio``: iterations whose function raised / started must not
       exceed this (default 0.01).
+    * ``unreachable_connect_errors`` and ``unreachable_after_ns``: a scenario that got
+      no HTTP answer at all, but at least this many connection errors, this long after
+      its start, finds its target unreachable; the run is stopped (default 10 errors
+      and 2 s).
     """
 
     min_rate_ratio: float = 0.95
     max_dropped_ratio: float = 0.001
     max_lag_p99_ns: int = 50_000_000
     max_iteration_error_ratio: float = 0.01
+    unreachable_connect_errors: int = 10
+    unreachable_after_ns: int = 2_000_000_000
+
+    def spec(self) -> str:
+        """These limits in :meth:`parse`'s grammar (the four that grammar names)."""
+        return (
+            f"rate={self.min_rate_ratio:g},dropped={self.max_dropped_ratio:g},"
+            f"lag_p99={self.max_lag_p99_ns / 1e6:g}ms,errors={self.max_iteration_error_ratio:g}"
+        )
+
+    def unreachable(self, *, answered: int, connect_errors: int, elapsed_ns: int) -> bool:
+        """Whether a scenario with these HTTP tallies so far finds its target unreachable."""
+        return (
+            answered == 0
+            and connect_errors >= self.unreachable_connect_errors
+            and elapsed_ns >= self.unreachable_after_ns
+        )
 
     @classmethod
     def parse(cls, spec: str, *, source: str = "") -> HealthLimits:
@@ -74,6 +96,10 @@ class HealthLimits:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HealthLimits:
+        return cls(**data)
 
 
 @dataclass
@@ -138,7 +164,8 @@ class ScenarioHealth:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScenarioHealth:
-        d = dict(d)
-        d.pop("trustworthy", None)
-        return cls(**d)
+    def from_dict(cls, data: Mapping[str, Any]) -> ScenarioHealth:
+        fields = dict(data)
+        fields.pop("trustworthy", None)  # derived from problems
+        fields["problems"] = list(fields.get("problems", ()))
+        return cls(**fields)

@@ -8,29 +8,15 @@ thresholds once, on the merged store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ..metrics import MetricStore, TrendSink
 from ..thresholds import Threshold, evaluate
 from .health import HealthLimits, ScenarioHealth
-from .runner import RunResult, ScenarioResult
+from .results import RunResult, ScenarioResult
 from .timeline import TimelineRow
 
-__all__ = ["merge_results", "result_from_dict"]
-
-
-def result_from_dict(data: Mapping[str, Any]) -> RunResult:
-    """Rebuild a :class:`RunResult` from :meth:`RunResult.to_dict` (thresholds unjudged)."""
-    return RunResult(
-        store=MetricStore.from_dict(data["metrics"]),
-        scenarios={k: ScenarioResult.from_dict(v) for k, v in data["scenarios"].items()},
-        thresholds=[],
-        started_at=data["started_at"],
-        duration_ns=data["duration_ns"],
-        health_limits=HealthLimits(**data["health_limits"]),
-        aborted=data.get("aborted", ""),
-    )
+__all__ = ["merge_results"]
 
 
 def _merge_timelines(timelines: Sequence[list[TimelineRow]]) -> list[TimelineRow]:

@@ -7,7 +7,8 @@ nearest-rank definition as thresholds (``TrendSink.quantiles``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..metrics import TrendSink
@@ -33,37 +34,25 @@ class TimelineRow:
     vus: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "t_s": self.start_ns / 1e9,
-            "interval_s": (self.end_ns - self.start_ns) / 1e9,
-            "iterations": self.iterations,
-            "dropped": self.dropped,
-            "requests": self.requests,
-            "failed": self.failed,
-            "p50_ms": self.p50_ns / 1e6,
-            "p95_ms": self.p95_ns / 1e6,
-            "p99_ms": self.p99_ns / 1e6,
-            "max_ms": self.max_ns / 1e6,
-            "target_rate": self.target_rate,
-            "vus": self.vus,
-        }
+        """Every field as is: offsets and latencies in integer ns."""
+        return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TimelineRow:
-        start = round(d["t_s"] * 1e9)
+    def from_dict(cls, data: Mapping[str, Any]) -> TimelineRow:
+        rate = data["target_rate"]
         return cls(
-            start,
-            start + round(d["interval_s"] * 1e9),
-            d["iterations"],
-            d["dropped"],
-            d["requests"],
-            d["failed"],
-            round(d["p50_ms"] * 1e6),
-            round(d["p95_ms"] * 1e6),
-            round(d["p99_ms"] * 1e6),
-            round(d["max_ms"] * 1e6),
-            d["target_rate"],
-            d["vus"],
+            start_ns=int(data["start_ns"]),
+            end_ns=int(data["end_ns"]),
+            iterations=int(data["iterations"]),
+            dropped=int(data["dropped"]),
+            requests=int(data["requests"]),
+            failed=int(data["failed"]),
+            p50_ns=int(data["p50_ns"]),
+            p95_ns=int(data["p95_ns"]),
+            p99_ns=int(data["p99_ns"]),
+            max_ns=int(data["max_ns"]),
+            target_rate=None if rate is None else float(rate),
+            vus=int(data["vus"]),
         )
 
 

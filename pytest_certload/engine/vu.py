@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TransportError
 from ..metrics import MetricStore, MetricType, TagSet, tagset
+from ..units import parse_duration_ns
 
 if TYPE_CHECKING:
     from ..http import Client, Response
     from .clock import Clock
+    from .timeline import Timeline
 
 __all__ = ["VU", "FailedResponse", "RecordingClient", "ScenarioContext"]
 
@@ -56,6 +57,7 @@ class ScenarioContext:
     client_factory: Callable[[], Client]
     open_model: bool
     clock: Clock
+    timeline: Timeline | None = None
     expected_statuses: Collection[int] = DEFAULT_EXPECTED
     iterations_started: int = 0
     # HTTP outcome tallies used by the health verdict (unreachable target detection)
@@ -70,7 +72,6 @@ class ScenarioContext:
         self._tag_cache: dict[tuple[Any, ...], TagSet] = {}
         self.error_samples: dict[str, int] = {}
         self.folded_names = 0
-        self.timeline: Any = None  # set by the runner
 
     def request_tags(
         self,
@@ -145,7 +146,8 @@ class RecordingClient:
         ctx = self._vu.context
         store = ctx.store
         method = method.upper()
-        t_send = time.perf_counter_ns()
+        now = ctx.clock.now_ns
+        t_send = now()
         response: Response | FailedResponse
         try:
             response = await self.client.request(method, url, **kwargs)
@@ -157,7 +159,7 @@ class RecordingClient:
                     text = str(exc)
                     target = exc.url or url
                     ctx.first_connect_error = text if target in text else f"{target}: {text}"
-        service = time.perf_counter_ns() - t_send
+        service = now() - t_send
         status = response.status_code
         ok_statuses = ctx.expected_statuses if expected is None else expected
         is_expected = status != 0 and status in ok_statuses
@@ -222,7 +224,6 @@ class VU:
         self.id = vu_id
         self.id_in_scenario = id_in_scenario
         self.iteration = 0
-        self.iteration_in_scenario = 0
         self.state: dict[str, Any] = {}
         self.http = RecordingClient(self)
         self.current_lag_ns = 0
@@ -246,8 +247,6 @@ class VU:
     async def sleep(self, duration: float | str) -> None:
         """Pause this VU (k6's ``sleep``): seconds as a number, or a duration string."""
         if isinstance(duration, str):
-            from ..units import parse_duration_ns
-
             ns = parse_duration_ns(duration, what="sleep duration")
         else:
             ns = round(duration * 1e9)

@@ -19,15 +19,14 @@ import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._session import RunRecord, SessionRecorder, verdict_of
-from ..engine import RunResult, ScenarioResult
+from ..engine import RunResult, ScenarioResult, TimelineRow
 from ..metrics import TrendSink
+from ..record import RunRecord, SessionRecord, now_iso
+from .meta import target_text
 from .stats import scenario_stats
-from .summary import _version, machine
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -75,11 +74,11 @@ def charts_available() -> bool:
     return True
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value: Any, fmt: str = ".2f") -> str:
+def _num(value: float | None, fmt: str = ".2f") -> str:
     return "–" if value is None else format(value, fmt)
 
 
@@ -101,7 +100,7 @@ def _percentile_curve(sink: TrendSink) -> tuple[list[float], list[float], list[f
     return xs, [q[p] / 1e6 for p in usable], usable
 
 
-def _masked(rows: Sequence[Any], attr: str) -> list[float]:
+def _masked(rows: Sequence[TimelineRow], attr: str) -> list[float]:
     return [getattr(r, attr) / 1e6 if r.requests else math.nan for r in rows]
 
 
@@ -217,7 +216,7 @@ def _draw(
 
 
 def _threshold_lines(
-    ax: Axes, result: RunResult, scenario: str, metric: str, rows: Sequence[Any]
+    ax: Axes, result: RunResult, scenario: str, metric: str, rows: Sequence[TimelineRow]
 ) -> None:
     """Dashed lines at this scenario's latency-percentile limits that fit the scale."""
     top = max([0.0, *(r.p99_ns / 1e6 for r in rows if r.requests)])
@@ -246,23 +245,15 @@ def _threshold_lines(
 # -- HTML -------------------------------------------------------------------------------------
 
 
-def _target_block(recorder: SessionRecorder) -> list[str]:
-    details: Mapping[str, Any] = recorder.target_details
-    kind = details.get("kind")
+def _target_block(session: SessionRecord) -> list[str]:
+    details: Mapping[str, Any] = session.target_details
     version = details.get("version")
-    shown = version.get("version") if isinstance(version, Mapping) else version
-    if kind == "double":
-        what = f"the certctl reference double {str(shown or '').removeprefix('double-')}"
-        what = what.rstrip()
-    elif kind == "certctl":
-        what = f"certctl {shown or '(version unknown)'}"
-    elif recorder.target:
-        what = recorder.target
-    else:
-        what = "not recorded (the tests did not use the certload stack)"
+    what = target_text(
+        session.target_record, unrecorded="not recorded (the tests did not use the certload stack)"
+    )
     out = [f"<dt>target</dt><dd>{_e(what)}</dd>"]
-    if recorder.target:
-        out.append(f"<dt>target label</dt><dd>{_e(recorder.target)}</dd>")
+    if session.target:
+        out.append(f"<dt>target label</dt><dd>{_e(session.target)}</dd>")
     for key in ("url", "provider"):
         if details.get(key):
             out.append(f"<dt>{_e(key)}</dt><dd>{_e(details[key])}</dd>")
@@ -324,7 +315,7 @@ def _anchor(text: str) -> str:
 
 def _record_section(record: RunRecord, outcome: str, start_index: int, charts: bool) -> str:
     result = record.result
-    verdict = verdict_of(result)
+    verdict = result.verdict
     label = f" [{record.label}]" if record.label else ""
     parts = [
         f'<section class="test" id="{_e(_anchor(record.nodeid))}-{start_index}">',
@@ -366,25 +357,25 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
     return "\n".join(parts)
 
 
-def render(recorder: SessionRecorder, settings: Any, *, generated_at: str | None = None) -> str:
+def render(session: SessionRecord, *, generated_at: str | None = None) -> str:
     """The whole report as one HTML document (no external resources)."""
     charts = charts_available()
-    host = machine()
-    when = generated_at or datetime.now(UTC).isoformat(timespec="seconds")
-    meta = _target_block(recorder)
+    host = session.machine
+    when = generated_at or now_iso()
+    meta = _target_block(session)
     meta += [
         f"<dt>machine</dt><dd>{_e(host['hostname'])}: {_e(host['cpus'])} CPUs, "
         f"{_e(host['platform'])}, Python {_e(host['python'])}</dd>",
-        f"<dt>profile</dt><dd>{_e(getattr(settings, 'profile', '?'))}</dd>",
-        f"<dt>HTTP backend</dt><dd>{_e(getattr(settings, 'http_backend', '?'))}</dd>",
-        f"<dt>generator</dt><dd>pytest-certload {_e(_version())}</dd>",
+        f"<dt>profile</dt><dd>{_e(session.profile or '?')}</dd>",
+        f"<dt>HTTP backend</dt><dd>{_e(session.http_backend or '?')}</dd>",
+        f"<dt>generator</dt><dd>pytest-certload {_e(session.generator_version)}</dd>",
         f"<dt>generated</dt><dd>{_e(when)}</dd>",
     ]
     body = [
         "<header><h1>pytest-certload report</h1>",
         f'<dl class="meta">{"".join(meta)}</dl>',
     ]
-    if recorder.target_details.get("kind") == "double":
+    if session.target_details.get("kind") == "double":
         body.append(
             '<p class="warn">These figures measure the <b>certctl reference double</b>, a '
             "stand-in written for pytest-certload, not certctl. Use <code>--certctl-bin</code>"
@@ -394,10 +385,8 @@ def render(recorder: SessionRecorder, settings: Any, *, generated_at: str | None
         body.append(f'<p class="warn">{_e(INSTALL_HINT)}</p>')
     body.append("</header>")
     index = 0
-    for record in recorder.records:
-        body.append(
-            _record_section(record, recorder.outcomes.get(record.nodeid, ""), index, charts)
-        )
+    for record in session.records:
+        body.append(_record_section(record, session.outcome(record.nodeid), index, charts))
         index += len(record.result.scenarios)
     body.append(
         "<footer><p><small>Latency is measured from each iteration's intended start (open "
@@ -412,11 +401,11 @@ def render(recorder: SessionRecorder, settings: Any, *, generated_at: str | None
     )
 
 
-def write_report(recorder: SessionRecorder, settings: Any) -> Path:
-    """Write :data:`REPORT_NAME` into the output directory and return its path."""
-    text = render(recorder, settings)
-    recorder.output_dir.mkdir(parents=True, exist_ok=True)
-    path = recorder.output_dir / REPORT_NAME
+def write_report(session: SessionRecord) -> Path:
+    """Write :data:`REPORT_NAME` into the session's output directory; return its path."""
+    text = render(session)
+    session.output_dir.mkdir(parents=True, exist_ok=True)
+    path = session.output_dir / REPORT_NAME
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

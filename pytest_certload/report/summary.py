@@ -12,23 +12,27 @@ its verdict and per-scenario figures. The document is described by
 from __future__ import annotations
 
 import json
-import os
-import platform
-import socket
-import sys
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .._session import RunRecord, SessionRecorder, verdict_of
-from ..metrics import CounterSink, MetricStore, RateSink, TrendSink, summary
+from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summary
+from ..record import RunRecord, SessionRecord, now_iso
+from ..stack import TARGET_TYPES
+from ..thresholds import ThresholdResult, format_selector
 from .stats import scenario_stats
 
-__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "build_summary", "connector_tier", "write_summary"]
+__all__ = [
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "SUMMARY_NAME",
+    "build_summary",
+    "connector_tier",
+    "write_summary",
+]
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
+SUMMARY_NAME = "summary.json"
 _PER_SCENARIO = (
     "http_req_duration",
     "http_req_failed",
@@ -38,38 +42,15 @@ _PER_SCENARIO = (
     "schedule_lag",
     "dropped_iterations",
 )
-TARGET_TYPES = ("nginx", "apache", "haproxy", "f5")
 
 
-def _version() -> str:
-    try:
-        return metadata.version("pytest-certload")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-    }
-
-
-def _metric_entry(store: MetricStore, name: str, sink: Any, duration_ns: int) -> dict[str, Any]:
+def _metric_entry(store: MetricStore, name: str, sink: Sink, duration_ns: int) -> dict[str, Any]:
     mtype = store.type_of(name)
     return {
         "type": mtype.value if mtype is not None else "unknown",
         "contains": "time" if store.is_time(name) else "default",
         "values": summary(sink, duration_ns=duration_ns),
     }
-
-
-def _selector(name: str, tags: dict[str, str]) -> str:
-    if not tags:
-        return name
-    return name + "{" + ",".join(f"{k}:{v}" for k, v in tags.items()) + "}"
 
 
 def connector_tier(store: MetricStore) -> dict[str, dict[str, Any]]:
@@ -95,13 +76,27 @@ def connector_tier(store: MetricStore) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _threshold_entry(r: ThresholdResult) -> dict[str, Any]:
+    """A threshold's verdict as the summary schema names its fields."""
+    return {
+        "metric": r.threshold.selector,
+        "threshold": r.threshold.expression,
+        "ok": r.ok,
+        "observed": r.observed,
+        "samples": r.count,
+        "reason": r.reason,
+        "source": r.threshold.source,
+        "message": r.message(),
+    }
+
+
 def _test_entry(record: RunRecord, outcome: str) -> dict[str, Any]:
     result = record.result
     return {
         "nodeid": record.nodeid,
         "label": record.label,
         "outcome": outcome or "unknown",
-        "verdict": verdict_of(result),
+        "verdict": result.verdict,
         "started_at": result.started_at,
         "duration_ms": result.duration_ns / 1e6,
         "aborted": result.aborted,
@@ -117,26 +112,15 @@ def _test_entry(record: RunRecord, outcome: str) -> dict[str, Any]:
             }
             for name, sc in result.scenarios.items()
         },
-        "thresholds": [
-            {
-                "metric": r.threshold.selector,
-                "threshold": r.threshold.expression,
-                "ok": r.ok,
-                "observed": r.observed,
-                "samples": r.count,
-                "reason": r.reason,
-                "source": r.threshold.source,
-                "message": r.message(),
-            }
-            for r in result.thresholds
-        ],
+        "thresholds": [_threshold_entry(r) for r in result.thresholds],
     }
 
 
-def build_summary(recorder: SessionRecorder, settings: Any) -> dict[str, Any]:
+def build_summary(session: SessionRecord) -> dict[str, Any]:
+    """The summary document of ``session`` (see the module docstring)."""
     merged = MetricStore()
     duration_ns = 0
-    for record in recorder.records:
+    for record in session.records:
         merged.merge(record.result.store)
         duration_ns += record.result.duration_ns
     metrics: dict[str, dict[str, Any]] = {}
@@ -145,7 +129,7 @@ def build_summary(recorder: SessionRecorder, settings: Any) -> dict[str, Any]:
         if sink is not None:
             metrics[name] = _metric_entry(merged, name, sink, duration_ns)
     wanted: list[tuple[str, dict[str, str]]] = []
-    for record in recorder.records:
+    for record in session.records:
         for scenario in record.result.scenarios:
             wanted += [(m, {"scenario": scenario}) for m in _PER_SCENARIO]
         for r in record.result.thresholds:
@@ -153,13 +137,13 @@ def build_summary(recorder: SessionRecorder, settings: Any) -> dict[str, Any]:
     for kind in connector_tier(merged):
         wanted += [(m, {"target_type": kind}) for m in _PER_SCENARIO]
     for name, tags in wanted:
-        key = _selector(name, tags)
+        key = format_selector(name, tags)
         if key in metrics or name not in merged.names():
             continue
         sink = merged.select(name, tags)
         if sink is not None:
             metrics[key] = _metric_entry(merged, name, sink, duration_ns)
-    for record in recorder.records:
+    for record in session.records:
         for r in record.result.thresholds:
             key = r.threshold.selector
             entry = metrics.setdefault(
@@ -170,14 +154,14 @@ def build_summary(recorder: SessionRecorder, settings: Any) -> dict[str, Any]:
             thresholds[r.threshold.expression] = {"ok": previous["ok"] and r.ok}
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generator": {"name": "pytest-certload", "version": _version()},
-        "machine": machine(),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "profile": settings.profile,
-        "http_backend": settings.http_backend,
-        "target": {"label": recorder.target or "", **recorder.target_details},
+        "generator": {"name": "pytest-certload", "version": session.generator_version},
+        "machine": session.machine,
+        "finished_at": now_iso(),
+        "profile": session.profile,
+        "http_backend": session.http_backend,
+        "target": session.target_record,
         "state": {"testRunDurationMs": duration_ns / 1e6},
-        "tests": [_test_entry(r, recorder.outcomes.get(r.nodeid, "")) for r in recorder.records],
+        "tests": [_test_entry(r, session.outcome(r.nodeid)) for r in session.records],
         "metrics": metrics,
     }
     tier = connector_tier(merged)
@@ -186,11 +170,10 @@ def build_summary(recorder: SessionRecorder, settings: Any) -> dict[str, Any]:
     return doc
 
 
-def write_summary(recorder: SessionRecorder, settings: Any) -> Path:
-    """Write ``summary.json`` into the output directory and return its path."""
-    doc = build_summary(recorder, settings)
-    recorder.output_dir.mkdir(parents=True, exist_ok=True)
-    path = recorder.output_dir / "summary.json"
+def write_summary(doc: dict[str, Any], output_dir: Path) -> Path:
+    """Write ``doc`` as :data:`SUMMARY_NAME` into ``output_dir`` (atomically)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / SUMMARY_NAME
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str))
     tmp.replace(path)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from .._session import SessionRecorder, verdict_of
+from ..record import SessionRecord
 from .stats import scenario_stats
 
 __all__ = ["render"]
@@ -23,7 +21,7 @@ _COLUMNS = (
 )
 
 
-def _num(value: Any, fmt: str = ".1f") -> str:
+def _num(value: float | None, fmt: str = ".1f") -> str:
     if value is None:
         return "-"
     return format(value, fmt)
@@ -35,19 +33,18 @@ def _row(cells: list[str]) -> str:
     ).rstrip()
 
 
-def render(recorder: SessionRecorder) -> list[str]:
+def render(session: SessionRecord) -> list[str]:
     """Lines of the certload section of the terminal summary."""
     lines: list[str] = []
-    target = recorder.target or "(not recorded: the test did not use the certload stack)"
+    target = session.target or "(not recorded: the test did not use the certload stack)"
     lines.append(f"target: {target}")
     lines.append(_row([name for name, _, _ in _COLUMNS]))
-    for record in recorder.records:
+    for record in session.records:
         result = record.result
         label = f" [{record.label}]" if record.label else ""
-        outcome = recorder.outcomes.get(record.nodeid, "")
+        outcome = session.outcome(record.nodeid)
         lines.append(
-            f"{record.nodeid}{label}: {verdict_of(result)}"
-            + (f" (test {outcome})" if outcome else "")
+            f"{record.nodeid}{label}: {result.verdict}" + (f" (test {outcome})" if outcome else "")
         )
         for name in result.scenarios:
             s = scenario_stats(result, name)
@@ -77,4 +74,5 @@ def render(recorder: SessionRecorder) -> list[str]:
             lines.append(f"    ! unreachable: {url}")
         if result.aborted:
             lines.append(f"    ! aborted: {result.aborted}")
+    lines += [f"! could not write {problem}" for problem in session.write_errors]
     return lines

@@ -1,4 +1,4 @@
-"""SUT lifecycle: the Service protocol, local processes, TLS material, providers.
+"""SUT lifecycle: providers, services, readiness probes, processes, TLS material.
 
 Providers hand scenarios a :class:`StackInfo` whichever way the stack was obtained:
 
@@ -7,8 +7,15 @@ Providers hand scenarios a :class:`StackInfo` whichever way the stack was obtain
 * :class:`ContainerStack` -- the same in containers through testcontainers (optional);
 * :class:`ExternalStack` -- a stack somebody else runs.
 
-Names are imported on first use, so ``python -m pytest_certload.stack.f5mock`` (standard
-library only) does not pull in the rest. Nothing here imports pytest.
+The modules, each doing one job: ``info`` (StackInfo, TARGET_TYPES), ``protocols``
+(Service, Readiness, StackProvider), ``probes`` (readiness waits), ``processes`` (child
+processes, the cleanup registry, temp dirs), ``services`` (ProcessService), ``helpers``
+(ports, log tails, paths, child environments), ``tls`` (the stack's TLS files), one module
+per service (``postgres``, ``certctl``, ``sidecars``, ``f5`` and the standalone ``f5mock``
+script) and one per provider (``local``, ``containers``, ``external``).
+
+Names are imported on first use, so importing this package is cheap. Nothing here
+imports pytest.
 """
 
 from __future__ import annotations
@@ -17,40 +24,36 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .base import (
-        LocalProcess,
-        Readiness,
-        Service,
-        free_port,
-        wait_for_http,
-        wait_for_port,
-        wait_for_tls,
-    )
     from .certctl import CertctlServer
     from .containers import ContainerSpec, ContainerStack, container_specs
-    from .external import TARGET_TYPES, ExternalStack, StackInfo, StackProvider
+    from .external import ExternalStack
     from .f5 import F5Mock
+    from .helpers import free_port
+    from .info import TARGET_TYPES, StackInfo
     from .local import LocalStack
     from .postgres import LocalPostgres
+    from .probes import wait_for_http, wait_for_port, wait_for_tls
+    from .processes import LocalProcess
+    from .protocols import Readiness, Service, StackProvider
     from .sidecars import ApacheSidecar, HAProxySidecar, NginxSidecar
     from .tls import TLSMaterial, make_tls_material
 
 _WHERE = {
-    "LocalProcess": "base",
-    "Readiness": "base",
-    "Service": "base",
-    "free_port": "base",
-    "wait_for_http": "base",
-    "wait_for_port": "base",
-    "wait_for_tls": "base",
+    "LocalProcess": "processes",
+    "Readiness": "protocols",
+    "Service": "protocols",
+    "StackProvider": "protocols",
+    "free_port": "helpers",
+    "wait_for_http": "probes",
+    "wait_for_port": "probes",
+    "wait_for_tls": "probes",
     "CertctlServer": "certctl",
     "ContainerSpec": "containers",
     "ContainerStack": "containers",
     "container_specs": "containers",
-    "TARGET_TYPES": "external",
+    "TARGET_TYPES": "info",
     "ExternalStack": "external",
-    "StackInfo": "external",
-    "StackProvider": "external",
+    "StackInfo": "info",
     "F5Mock": "f5",
     "LocalStack": "local",
     "LocalPostgres": "postgres",

@@ -40,17 +40,14 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigError, ServiceError
-from .base import (
-    LocalProcess,
-    ProcessService,
-    free_port,
-    python_child_env,
-    wait_for_http,
-)
+from ..units import NS_PER_S
+from .helpers import free_port, python_child_env
+from .probes import wait_for_http
+from .processes import LocalProcess
+from .services import ProcessService
 
-__all__ = ["DEFAULT_ENCRYPTION_KEY", "CertctlServer", "with_sslmode_disable"]
+__all__ = ["DEFAULT_ENCRYPTION_KEY", "CertctlServer", "certctl_environment", "with_sslmode_disable"]
 
-_NS_PER_S = 1_000_000_000
 DEFAULT_ENCRYPTION_KEY = "certload-config-key-at-least-32-bytes!"
 _KEY_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -71,10 +68,46 @@ def with_sslmode_disable(dsn: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class CertctlServer(ProcessService):
-    """certctl (double or binary) as a :class:`~pytest_certload.stack.base.Service`."""
+def certctl_environment(
+    *,
+    database_url: str,
+    host: str,
+    port: int,
+    cert: str,
+    key: str,
+    api_key: str,
+    admin_key_name: str = "loadtest",
+    encryption_key: str = DEFAULT_ENCRYPTION_KEY,
+    migrations_path: str | None = None,
+) -> dict[str, str]:
+    """The ``CERTCTL_*`` variables certctl runs with (this module's table), for the local and
+    the containers provider alike."""
+    env = {
+        "CERTCTL_DATABASE_URL": database_url,
+        "CERTCTL_SERVER_HOST": host,
+        "CERTCTL_SERVER_PORT": str(port),
+        "CERTCTL_SERVER_TLS_CERT_PATH": cert,
+        "CERTCTL_SERVER_TLS_KEY_PATH": key,
+        "CERTCTL_AUTH_TYPE": "api-key",
+        "CERTCTL_AUTH_SECRET": api_key,
+        "CERTCTL_API_KEYS_NAMED": f"{admin_key_name}:{api_key}:admin",
+        "CERTCTL_CONFIG_ENCRYPTION_KEY": encryption_key,
+        "CERTCTL_DEMO_SEED": "true",
+        "CERTCTL_RATE_LIMIT_ENABLED": "false",
+        "CERTCTL_KEYGEN_MODE": "agent",
+        "CERTCTL_LOG_LEVEL": "warn",
+        "CERTCTL_ACME_SERVER_ENABLED": "true",
+        "CERTCTL_MAX_BODY_SIZE": str(10 * 1024 * 1024),
+    }
+    if migrations_path is not None:
+        env["CERTCTL_DATABASE_MIGRATIONS_PATH"] = migrations_path
+    return env
 
-    stop_timeout_ns = 10 * _NS_PER_S
+
+class CertctlServer(ProcessService):
+    """certctl (double or binary) as a :class:`~pytest_certload.stack.protocols.Service`."""
+
+    stop_timeout_ns = 10 * NS_PER_S
 
     name = "certctl"
 
@@ -139,25 +172,19 @@ class CertctlServer(ProcessService):
 
     def certctl_env(self) -> dict[str, str]:
         """The CERTCTL_* variables the server gets (port must be chosen already)."""
-        env = {
-            "CERTCTL_DATABASE_URL": self.db_dsn,
-            "CERTCTL_SERVER_HOST": "127.0.0.1",
-            "CERTCTL_SERVER_PORT": str(self.port),
-            "CERTCTL_SERVER_TLS_CERT_PATH": str(self.cert),
-            "CERTCTL_SERVER_TLS_KEY_PATH": str(self.key),
-            "CERTCTL_AUTH_TYPE": "api-key",
-            "CERTCTL_AUTH_SECRET": self.api_key,
-            "CERTCTL_API_KEYS_NAMED": f"{self.admin_key_name}:{self.api_key}:admin",
-            "CERTCTL_CONFIG_ENCRYPTION_KEY": self.encryption_key,
-            "CERTCTL_DEMO_SEED": "true",
-            "CERTCTL_RATE_LIMIT_ENABLED": "false",
-            "CERTCTL_KEYGEN_MODE": "agent",
-            "CERTCTL_LOG_LEVEL": "warn",
-            "CERTCTL_ACME_SERVER_ENABLED": "true",
-            "CERTCTL_MAX_BODY_SIZE": str(10 * 1024 * 1024),
-        }
-        if self.migrations_path is not None:
-            env["CERTCTL_DATABASE_MIGRATIONS_PATH"] = str(self.migrations_path.resolve())
+        env = certctl_environment(
+            database_url=self.db_dsn,
+            host="127.0.0.1",
+            port=self.port,
+            cert=str(self.cert),
+            key=str(self.key),
+            api_key=self.api_key,
+            admin_key_name=self.admin_key_name,
+            encryption_key=self.encryption_key,
+            migrations_path=(
+                str(self.migrations_path.resolve()) if self.migrations_path is not None else None
+            ),
+        )
         env.update(self.extra_env)
         return env
 
@@ -213,5 +240,5 @@ class CertctlServer(ProcessService):
         if self._proc is None:
             raise ServiceError("certctl.wait_ready() needs start() first.")
         await wait_for_http(
-            self.url() + "/ready", ca=self.ca, timeout_ns=timeout_ns, target=self._proc
+            self.url() + "/ready", verify=self.ca, timeout_ns=timeout_ns, target=self._proc
         )

@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import socket
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +32,13 @@ from urllib.parse import urlsplit
 import anyio
 import psycopg
 
-from ..errors import ServiceError, ServiceTimeout
-from .base import make_temp_dir, remove_temp_dir
-from .certctl import DEFAULT_ENCRYPTION_KEY
-from .external import StackInfo
+from ..errors import ServiceError
+from ..units import NS_PER_S
+from .certctl import DEFAULT_ENCRYPTION_KEY, certctl_environment
+from .info import TARGET_TYPES, StackInfo
 from .local import CERT_NAMES
+from .probes import wait_for_http, wait_until
+from .processes import make_temp_dir, remove_temp_dir
 from .tls import make_tls_material
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "write_compose_fixtures",
 ]
 
-_NS_PER_S = 1_000_000_000
 CERTCTL_IMAGE = "ghcr.io/certctl-io/certctl-server:latest"
 POSTGRES_IMAGE = "postgres:16-alpine"
 NGINX_IMAGE = "nginx:1.27-alpine"
@@ -210,28 +210,19 @@ def container_specs(
 ) -> tuple[ContainerSpec, ...]:
     """The stack's containers in start order (mount sources relative to the work dir)."""
     certs = Mount("tls", CERTS_DIR, "ro")
-    certctl_env = {
-        "CERTCTL_DATABASE_URL": (
-            f"postgres://certctl:{db_password}@postgres:5432/certctl?sslmode=disable"
-        ),
+    certctl_env = certctl_environment(
+        database_url=f"postgres://certctl:{db_password}@postgres:5432/certctl?sslmode=disable",
+        host="0.0.0.0",
+        port=8443,
+        cert=f"{CERTS_DIR}/certctl.pem",
+        key=f"{CERTS_DIR}/certctl.key",
+        api_key=api_key,
+        admin_key_name=admin_key_name,
+        encryption_key=encryption_key,
         # the image keeps migrations in /app/migrations and the SPA in /app/web; running
         # from /tmp keeps the dashboard (and its catch-all for /acme/*) switched off
-        "CERTCTL_DATABASE_MIGRATIONS_PATH": "/app/migrations",
-        "CERTCTL_SERVER_HOST": "0.0.0.0",
-        "CERTCTL_SERVER_PORT": "8443",
-        "CERTCTL_SERVER_TLS_CERT_PATH": f"{CERTS_DIR}/certctl.pem",
-        "CERTCTL_SERVER_TLS_KEY_PATH": f"{CERTS_DIR}/certctl.key",
-        "CERTCTL_AUTH_TYPE": "api-key",
-        "CERTCTL_AUTH_SECRET": api_key,
-        "CERTCTL_API_KEYS_NAMED": f"{admin_key_name}:{api_key}:admin",
-        "CERTCTL_CONFIG_ENCRYPTION_KEY": encryption_key,
-        "CERTCTL_DEMO_SEED": "true",
-        "CERTCTL_RATE_LIMIT_ENABLED": "false",
-        "CERTCTL_KEYGEN_MODE": "agent",
-        "CERTCTL_LOG_LEVEL": "warn",
-        "CERTCTL_ACME_SERVER_ENABLED": "true",
-        "CERTCTL_MAX_BODY_SIZE": "10485760",
-    }
+        migrations_path="/app/migrations",
+    )
     return (
         ContainerSpec(
             name="postgres",
@@ -392,8 +383,8 @@ class ContainerStack:
         *,
         certctl_image: str = CERTCTL_IMAGE,
         api_key: str | None = None,
-        targets: Sequence[str] = ("nginx", "apache", "haproxy", "f5"),
-        ready_timeout_ns: int = 120 * _NS_PER_S,
+        targets: Sequence[str] = TARGET_TYPES,
+        ready_timeout_ns: int = 120 * NS_PER_S,
         base_dir: Path | None = None,
     ) -> None:
         self.api_key = api_key or secrets.token_urlsafe(32)
@@ -506,40 +497,43 @@ class ContainerStack:
         await self.stop()
 
 
-def _container_logs(container: Any, lines: int = 40) -> str:
-    try:
-        out, err = container.get_logs()
-    except Exception as exc:
-        return f"(logs unavailable: {exc})"
-    text = (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
+class _Container:
+    """A started container as :class:`~pytest_certload.stack.protocols.Readiness`: its
+    name and its log tail (the probes cannot see its exit status)."""
+
+    def __init__(self, name: str, container: Any) -> None:
+        self.name = f"container {name}"
+        self._container = container
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            out, err = self._container.get_logs()
+        except Exception as exc:
+            return f"(logs unavailable: {exc})"
+        text = (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def exit_status(self) -> int | None:
+        return None
 
 
 async def _wait_http(url: str, ca: Path, timeout_ns: int, name: str, container: Any) -> None:
-    from .base import wait_for_http
-
-    try:
-        await wait_for_http(url, ca=ca, timeout_ns=timeout_ns)
-    except ServiceError as exc:
-        exc.add_note(f"last 40 log lines of container {name}:\n{_container_logs(container)}")
-        raise
+    await wait_for_http(url, verify=ca, timeout_ns=timeout_ns, target=_Container(name, container))
 
 
 async def _wait_postgres(dsn: str, timeout_ns: int, name: str, container: Any) -> None:
-    deadline = time.monotonic_ns() + timeout_ns
-    last = ""
-    while time.monotonic_ns() < deadline:
+    async def attempt() -> str | None:
         try:
             conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=2)
         except psycopg.OperationalError as error:
-            last = str(error).strip()
-            await anyio.sleep(0.25)
-            continue
+            return str(error).strip() or repr(error)
         await conn.close()
-        return
-    exc = ServiceTimeout(
-        f"{name}: a login at {dsn.rsplit('@', 1)[-1]} did not succeed within "
-        f"{timeout_ns / _NS_PER_S:.1f} s (last: {last or 'no attempt finished'})."
+        return None
+
+    await wait_until(
+        attempt,
+        what="a login",
+        where=dsn.rsplit("@", 1)[-1],  # never show the password
+        timeout_ns=timeout_ns,
+        target=_Container(name, container),
     )
-    exc.add_note(f"last 40 log lines of container {name}:\n{_container_logs(container)}")
-    raise exc

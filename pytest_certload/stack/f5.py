@@ -6,21 +6,18 @@ import sys
 from pathlib import Path
 
 from ..errors import ServiceError
-from .base import (
-    LocalProcess,
-    ProcessService,
-    free_port,
-    wait_for_http,
-)
+from ..units import NS_PER_S
 from .f5mock import MOCK_TOKEN
+from .helpers import free_port
+from .probes import wait_for_http
+from .processes import LocalProcess
+from .services import ProcessService
 
 __all__ = ["MOCK_TOKEN", "F5Mock"]
 
-_NS_PER_S = 1_000_000_000
-
 
 class F5Mock(ProcessService):
-    """The f5 mock as a :class:`~pytest_certload.stack.base.Service`."""
+    """The f5 mock as a :class:`~pytest_certload.stack.protocols.Service`."""
 
     name = "f5"
 
@@ -78,6 +75,6 @@ class F5Mock(ProcessService):
         if self._proc is None:
             raise ServiceError("f5.wait_ready() needs start() first.")
         await wait_for_http(
-            self.url() + "/healthz", ca=self.ca, timeout_ns=timeout_ns, target=self._proc
+            self.url() + "/healthz", verify=self.ca, timeout_ns=timeout_ns, target=self._proc
         )
-        await wait_for_http(self.http_url() + "/healthz", timeout_ns=_NS_PER_S, target=self._proc)
+        await wait_for_http(self.http_url() + "/healthz", timeout_ns=NS_PER_S, target=self._proc)

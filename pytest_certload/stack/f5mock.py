@@ -2,6 +2,7 @@
 
 Usage::
 
+    python -I f5mock.py --https-port P --http-port Q --cert C --key K
     python -m pytest_certload.stack.f5mock --https-port P --http-port Q --cert C --key K
 
 It serves the same handlers over HTTPS (``--https-port``, TLS 1.2 minimum) and plain
@@ -22,9 +23,12 @@ connector and the loadtest's connector scenario call:
 Everything except ``/healthz`` and login needs ``X-F5-Auth-Token: <token>`` (or
 ``Authorization: Bearer <token>``), otherwise 401.
 
-This module uses the standard library only and no relative imports, so the same file
-also runs as a plain script (``python f5mock.py ...``) inside a stock Python container.
-:class:`pytest_certload.stack.f5.F5Mock` wraps the process as a Service.
+This module uses the standard library only and no relative imports, because it runs
+as a plain script: :class:`pytest_certload.stack.f5.F5Mock` starts it as
+``python -I <path>/f5mock.py`` and the containers provider and ``docker-compose.yml`` run
+the file alone in a stock Python image, where this package is not installed. (The ``-m``
+form works too, but imports the ``pytest_certload`` package first.) Keep it that way:
+no import from ``pytest_certload`` here.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ from typing import Any
 __all__ = ["MOCK_TOKEN", "F5State", "handle", "main", "serve"]
 
 MOCK_TOKEN = "mock-bearer-token-do-not-use-in-prod"
-_NS_PER_S = 1_000_000_000
 _MAX_BODY = 64 * 1024 * 1024
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
 _REASONS.update({405: "Method Not Allowed", 413: "Payload Too Large"})

@@ -19,17 +19,18 @@ from typing import Literal
 import anyio
 
 from ..errors import ConfigError, ServiceError
-from .base import Service, blocking_ancestor, make_temp_dir, remove_temp_dir
+from ..units import NS_PER_S
 from .certctl import CertctlServer
-from .external import TARGET_TYPES, StackInfo
 from .f5 import F5Mock
+from .helpers import blocking_ancestor
+from .info import TARGET_TYPES, StackInfo
 from .postgres import LocalPostgres
+from .processes import make_temp_dir, remove_temp_dir
+from .protocols import Service
 from .sidecars import ApacheSidecar, HAProxySidecar, NginxSidecar
 from .tls import TLSMaterial, make_tls_material
 
 __all__ = ["CERT_NAMES", "LocalStack"]
-
-_NS_PER_S = 1_000_000_000
 
 #: service name -> extra SANs of its certificate (localhost/127.0.0.1/::1 are added)
 CERT_NAMES: Mapping[str, Sequence[str]] = {
@@ -63,7 +64,7 @@ class LocalStack:
         targets: Sequence[str] = TARGET_TYPES,
         base_dir: Path | None = None,
         pg_bin_dir: Path | None = None,
-        ready_timeout_ns: int = 30 * _NS_PER_S,
+        ready_timeout_ns: int = 30 * NS_PER_S,
     ) -> None:
         if certctl not in ("double", "binary", "none"):
             raise ConfigError(

@@ -34,20 +34,15 @@ import anyio
 import psycopg
 from psycopg import sql
 
-from ..errors import ConfigError, ServiceError, ServiceTimeout
-from .base import (
-    LocalProcess,
-    blocking_ancestor,
-    free_port,
-    make_temp_dir,
-    remove_temp_dir,
-    tail_file,
-)
+from ..errors import ConfigError, ServiceError
+from ..units import NS_PER_S
+from .helpers import blocking_ancestor, free_port, tail_file
+from .probes import wait_until
+from .processes import LocalProcess, make_temp_dir, remove_temp_dir
 
 __all__ = ["LocalPostgres", "find_postgres_bin_dir"]
 
-_NS_PER_S = 1_000_000_000
-_START_TIMEOUT_NS = 30 * _NS_PER_S
+_START_TIMEOUT_NS = 30 * NS_PER_S
 _IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _NEEDED = ("initdb", "postgres")
 
@@ -123,7 +118,7 @@ def find_postgres_bin_dir(bin_dir: Path | None = None) -> Path:
 
 
 class LocalPostgres:
-    """A PostgreSQL server in a temporary directory; a :class:`~.base.Service`."""
+    """A PostgreSQL server in a temporary directory; a :class:`~.protocols.Service`."""
 
     name = "postgres"
 
@@ -337,42 +332,28 @@ class LocalPostgres:
         return None
 
     async def _wait_accepting(self, timeout_ns: int, conninfo: str | None = None) -> None:
-        assert self._proc is not None
+        proc = self._proc
+        assert proc is not None
         conninfo = conninfo or self._admin_conninfo()
         if conninfo.startswith("postgresql://"):  # never show the password
             where = f"{self.host}:{self.port} (as {self.user}, over TCP)"
         else:
             where = f"{self._socket_dir} port {self.port} (as postgres, over the socket)"
-        started = time.monotonic_ns()
-        deadline = started + timeout_ns
-        delay = 0.02
-        attempts = 0
-        last = "no attempt finished"
-        while True:
-            status = self._proc.exit_status()
-            if status is not None:
-                err = ServiceError(
-                    f"postgres exited with status {status} during start-up on port {self.port} "
-                    f"(data directory {self.directory}); see its log below. A port taken "
-                    "by another process shows up as 'could not bind'."
+
+        async def attempt() -> str | None:
+            return await self._try_connect(conninfo)
+
+        try:
+            await wait_until(
+                attempt, what="a login", where=where, timeout_ns=timeout_ns, target=proc
+            )
+        except ServiceError as exc:
+            if proc.exit_status() is not None:
+                exc.add_note(
+                    f"data directory {self.directory}; a port taken by another process "
+                    "shows up in the log as 'could not bind'."
                 )
-                err.add_note(f"last 40 log lines of postgres:\n{self.log_tail()}")
-                raise err
-            attempts += 1
-            reason = await self._try_connect(conninfo)
-            if reason is None:
-                return
-            last = reason
-            now = time.monotonic_ns()
-            if now >= deadline:
-                exc = ServiceTimeout(
-                    f"postgres: a login at {where} did not succeed within "
-                    f"{timeout_ns / _NS_PER_S:.1f} s ({attempts} attempts; last: {last})."
-                )
-                exc.add_note(f"last 40 log lines of postgres:\n{self.log_tail()}")
-                raise exc
-            await anyio.sleep(min(delay, (deadline - now) / _NS_PER_S))
-            delay = min(delay * 2, 0.25)
+            raise
 
     async def _bootstrap(self) -> None:
         async with await psycopg.AsyncConnection.connect(
@@ -398,7 +379,7 @@ class LocalPostgres:
         """Fast shutdown (SIGINT), SIGKILL after 10 s, then remove the directory."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            await proc.stop(timeout_ns=10 * _NS_PER_S)
+            await proc.stop(timeout_ns=10 * NS_PER_S)
         for path, own in ((self.directory, True), (self._socket_dir, self._own_socket_dir)):
             if path is not None and own:
                 await remove_temp_dir(path)

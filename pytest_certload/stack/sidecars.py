@@ -19,14 +19,11 @@ from pathlib import Path
 import anyio
 
 from ..errors import ServiceError
-from .base import (
-    LocalProcess,
-    ProcessService,
-    blocking_ancestor,
-    free_port,
-    wait_for_http,
-    wait_for_tls,
-)
+from ..units import NS_PER_S
+from .helpers import blocking_ancestor, free_port
+from .probes import wait_for_http, wait_for_tls
+from .processes import LocalProcess
+from .services import ProcessService
 
 __all__ = [
     "ApacheSidecar",
@@ -36,7 +33,6 @@ __all__ = [
     "find_binary",
 ]
 
-_NS_PER_S = 1_000_000_000
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin", "/opt/homebrew/bin", "/usr/local/bin")
 
 
@@ -148,14 +144,14 @@ class Sidecar(ProcessService):
             raise ServiceError(f"{self.name}.wait_ready() needs start() first.")
         started = anyio.current_time()
         await wait_for_tls(
-            "127.0.0.1", self.port, ca=self.ca, timeout_ns=timeout_ns, target=self._proc
+            "127.0.0.1", self.port, verify=self.ca, timeout_ns=timeout_ns, target=self._proc
         )
-        spent = int((anyio.current_time() - started) * _NS_PER_S)
+        spent = int((anyio.current_time() - started) * NS_PER_S)
         await wait_for_http(
             self.url() + "/",
             expect_status=200,
-            ca=self.ca,
-            timeout_ns=max(timeout_ns - spent, _NS_PER_S // 2),
+            verify=self.ca,
+            timeout_ns=max(timeout_ns - spent, NS_PER_S // 2),
             target=self._proc,
         )
 

@@ -2,7 +2,8 @@
 
 Everything is ECDSA P-256 (what certctl's own compose stack generates). Every server
 certificate carries the names given for it plus ``localhost``, ``127.0.0.1`` and ``::1``
-so clients can verify it whichever loopback name they dial.
+so clients can verify it whichever loopback name they dial. The certificates are built
+by :mod:`pytest_certload.pki`; this module decides names, validity and files.
 
 Files written into ``directory``::
 
@@ -22,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 from ..errors import ConfigError
+from ..pki import general_name, issue_server_certificate, make_ca, new_key, private_key_pem
 
 __all__ = ["ALWAYS_SANS", "TLSMaterial", "make_tls_material"]
 
@@ -35,6 +36,7 @@ ALWAYS_SANS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VALIDITY = dt.timedelta(days=30)
 _BACKDATE = dt.timedelta(minutes=5)
+_CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pytest-certload test CA")])
 
 
 @dataclass(frozen=True)
@@ -63,25 +65,6 @@ class TLSMaterial:
                 f"no server certificate named {name!r} in {self.directory}; "
                 f"known names: {known}. Pass it in server_names= to make_tls_material()."
             )
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _san(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -113,81 +96,30 @@ def make_tls_material(
     now = dt.datetime.now(dt.UTC)
     not_before, not_after = now - _BACKDATE, now + _VALIDITY
 
-    ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pytest-certload test CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    ca = make_ca(_CA_NAME, not_before=not_before, not_after=not_after)
+    ca_pem = ca.cert_pem()
     ca_cert_path, ca_key_path = directory / "ca.pem", directory / "ca.key"
     _write(ca_cert_path, ca_pem, 0o644)
-    _write(ca_key_path, _key_pem(ca_key), 0o600)
+    _write(ca_key_path, ca.key_pem(), 0o600)
 
-    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
     for name, extra in server_names.items():
         sans: list[str] = []
         for entry in (*extra, *ALWAYS_SANS):
             if entry not in sans:
                 sans.append(entry)
-        key = _key()
+        key = new_key()
         cn = next((s for s in sans if not _is_ip(s)), name)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn[:64])]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([_san(s) for s in sans]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=True,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(aki, critical=False)
-            .sign(ca_key, hashes.SHA256())
+        cert = issue_server_certificate(
+            ca,
+            key.public_key(),
+            subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn[:64])]),
+            sans=[general_name(s) for s in sans],
+            not_before=not_before,
+            not_after=not_after,
+            key_agreement=True,
         )
         chain = cert.public_bytes(serialization.Encoding.PEM) + ca_pem
-        key_pem = _key_pem(key)
+        key_pem = private_key_pem(key)
         _write(directory / f"{name}.pem", chain, 0o644)
         _write(directory / f"{name}.key", key_pem, key_mode)
         _write(directory / f"{name}.combined.pem", chain + key_pem, key_mode)

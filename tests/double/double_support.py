@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import anyio
 import httpx
 import psycopg
 
+from pytest_certload.stack.helpers import free_port
 from pytest_certload.stack.postgres import LocalPostgres
 from pytest_certload.stack.tls import TLSMaterial
 
@@ -25,13 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "lt-admin-key"
 USER_KEY = "lt-user-key"
 ENCRYPTION_KEY = "loadtest-key-must-be-32-bytes-long-yes"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -187,7 +187,7 @@ def test_a_worker_that_never_answers_is_given_up_at_the_bound(server: LatencySer
 
 
 def test_certload_tx_resolves_from_cli_ini_and_env() -> None:
-    from pytest_certload._settings import resolve
+    from pytest_certload.settings import resolve
 
     assert resolve({}, {}, environ={}).tx is None
     ini = resolve({}, {"certload_tx": "2*popen\nssh=h1//python=python3"}, environ={})

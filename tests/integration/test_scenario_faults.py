@@ -24,7 +24,7 @@ import httpx
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from pytest_certload.stack.external import StackInfo
+from pytest_certload.stack import StackInfo
 from pytest_certload.stack.local import LocalStack
 from tests.support.servers import LatencyServer, generate_tls, latency_server
 

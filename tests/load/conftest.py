@@ -11,15 +11,17 @@ from typing import Any
 
 import pytest
 
+from pytest_certload import LoadTest
 from pytest_certload.certctl import (
-    AcmeEndpoints,
+    AcmeDirectory,
     CertctlSetup,
     bearer,
     heartbeat_body,
     rate_limit_storm,
 )
 from pytest_certload.engine import RunResult, Scenario
-from pytest_certload.stack.external import StackInfo
+from pytest_certload.seed import SeedReport
+from pytest_certload.stack import StackInfo
 
 #: name prefixes of the rows fixtures/sql seeds for the scale tier
 BULK_PREFIX = "loadtest-bulk-"
@@ -54,13 +56,13 @@ def certload_acme_profile() -> str:
 
 
 @pytest.fixture(scope="session")
-def acme_endpoints(certctl_setup: CertctlSetup, certload_acme_profile: str) -> AcmeEndpoints:
+def acme_directory(certctl_setup: CertctlSetup, certload_acme_profile: str) -> AcmeDirectory:
     """The profile's directory, read once: proves the profile exists and serves JSON."""
-    return certctl_setup.acme_endpoints(certload_acme_profile)
+    return certctl_setup.acme_directory(certload_acme_profile)
 
 
 @pytest.fixture(scope="session")
-def bulk_renewal_ids(certload_seed: Any, certctl_setup: CertctlSetup) -> list[str]:
+def bulk_renewal_ids(certload_seed: SeedReport, certctl_setup: CertctlSetup) -> list[str]:
     """Ids of the seeded ``loadtest-bulk-*`` certificates still ``Active`` (renewable)."""
     ids = certctl_setup.certificate_ids(BULK_PREFIX, status="Active")
     if not ids:
@@ -73,7 +75,7 @@ def bulk_renewal_ids(certload_seed: Any, certctl_setup: CertctlSetup) -> list[st
 
 
 @pytest.fixture(scope="session")
-def agent_fleet(certload_seed: Any, certctl_setup: CertctlSetup) -> list[tuple[str, bytes]]:
+def agent_fleet(certload_seed: SeedReport, certctl_setup: CertctlSetup) -> list[tuple[str, bytes]]:
     """(id, heartbeat body) of every seeded ``loadtest-agent-*`` agent."""
     agents = certctl_setup.agents(AGENT_PREFIX)
     if not agents:
@@ -84,7 +86,7 @@ def agent_fleet(certload_seed: Any, certctl_setup: CertctlSetup) -> list[tuple[s
 
 
 @pytest.fixture
-def certload_run(certload: Any) -> Callable[..., RunResult]:
+def certload_run(certload: LoadTest) -> Callable[..., RunResult]:
     """``certload.run`` that also fails a run dominated by certctl's API rate limiter,
     with a message naming the CERTCTL_RATE_LIMIT_* settings to change."""
 

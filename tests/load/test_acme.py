@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_certload.certctl import AcmeEndpoints, AcmeSurface, count_rate_limit
+from pytest_certload.certctl import AcmeDirectory, AcmeSurface, count_rate_limit
 from pytest_certload.engine import VU, ConstantVUs, RunResult, Scenario
 
 pytestmark = pytest.mark.acme
@@ -25,10 +25,10 @@ SMOKE = "10s"
 @pytest.mark.certload(smoke_duration=SMOKE)
 def test_acme_flow(
     certload_run: Callable[..., RunResult],
-    acme_endpoints: AcmeEndpoints,
+    acme_directory: AcmeDirectory,
     certctl_headers: dict[str, str],
 ) -> None:
-    surface = AcmeSurface(acme_endpoints.directory, certctl_headers)
+    surface = AcmeSurface(acme_directory.url, certctl_headers)
 
     async def acme_flow(vu: VU) -> None:
         for response in await surface.walk(vu):

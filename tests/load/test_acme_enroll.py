@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from pytest_certload.certctl import acme_directory_path
+from pytest_certload import LoadTest
+from pytest_certload.certctl import UniqueNames, acme_directory_path
 from pytest_certload.certctl.acme import (
     AccountPool,
     AcmeClient,
@@ -33,12 +33,11 @@ from pytest_certload.certctl.acme import (
     PlainTransport,
     lease_problem,
     pool_size,
-    unique_dns_names,
 )
 from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario
 from pytest_certload.http import make_client
 from pytest_certload.metrics import CounterSink, TrendSink
-from pytest_certload.stack.external import StackInfo
+from pytest_certload.stack import StackInfo
 
 pytestmark = [pytest.mark.acme, pytest.mark.scale]
 
@@ -176,7 +175,7 @@ def _step_properties(result: RunResult, metrics: EnrollmentMetrics) -> list[tupl
 
 @pytest.mark.certload(smoke_duration=SMOKE)
 def test_acme_enroll(
-    certload: Any,
+    certload: LoadTest,
     certload_run: Callable[..., RunResult],
     certload_stack: StackInfo,
     certctl_headers: dict[str, str],
@@ -199,7 +198,7 @@ def test_acme_enroll(
     directory, pool = _open_pool(certload_stack, directory_url, certctl_headers, size)
     _prop(request, "certload.acme_enroll.accounts", len(pool))
     metrics = EnrollmentMetrics()
-    names = unique_dns_names()
+    names = UniqueNames("e", domain="acme.certload.example.com")
     samples: list[Enrollment] = []
     successes = [0]
 
@@ -214,7 +213,7 @@ def test_acme_enroll(
             return
         outstanding = True  # an interrupted enrollment may leave its order behind
         try:
-            enrollment = await acme.enroll(account, [names()])
+            enrollment = await acme.enroll(account, [names.next()])
             outstanding = enrollment.order_outstanding
         finally:
             pool.release(account, order_outstanding=outstanding)
@@ -267,14 +266,14 @@ def test_acme_order_limit(
     directory_url = certload_stack.certctl_url + acme_directory_path(certload_acme_profile)
     directory, pool = _open_pool(certload_stack, directory_url, certctl_headers, 1)
     account = pool.accounts[0]
-    names = unique_dns_names("limit.certload.example.com")
+    names = UniqueNames("e", domain="limit.certload.example.com")
     seen: dict[str, int] = {}
 
     async def acme_order_limit(vu: VU) -> None:
         acme: AcmeClient | None = vu.state.get("acme")
         if acme is None:
             acme = vu.state["acme"] = AcmeClient(vu.http, directory, certctl_headers)
-        order = await acme.new_order(account, [names()], expected=(201, 429))
+        order = await acme.new_order(account, [names.next()], expected=(201, 429))
         ok = bad = 0
         if isinstance(order, AcmeProblem):
             if order.status == 429 and order.is_rate_limit_document:

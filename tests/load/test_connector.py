@@ -9,12 +9,12 @@ summary's ``connector_tier`` object is built from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
+from pytest_certload import LoadTest
 from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario
-from pytest_certload.stack.external import StackInfo
+from pytest_certload.stack import StackInfo
 
 pytestmark = pytest.mark.connector
 
@@ -39,7 +39,7 @@ TARGETS = {
 @pytest.mark.parametrize("target_type", list(TARGETS), ids=[f"{t}_handshake" for t in TARGETS])
 def test_handshake(
     certload_run: Callable[..., RunResult],
-    certload: Any,
+    certload: LoadTest,
     certload_stack: StackInfo,
     target_type: str,
 ) -> None:

@@ -17,7 +17,7 @@ from pytest_certload.certctl import (
     AGENT_HEARTBEAT,
     API_RATE_LIMITED,
     BULK_RENEW,
-    AcmeEndpoints,
+    AcmeDirectory,
     AcmeSurface,
     Rotation,
     batches,
@@ -95,11 +95,11 @@ def test_bulk_renewal(
 @pytest.mark.certload(smoke_duration="20s")
 def test_acme_burst(
     certload_run: Callable[..., RunResult],
-    acme_endpoints: AcmeEndpoints,
+    acme_directory: AcmeDirectory,
     certctl_headers: dict[str, str],
 ) -> None:
     surface = AcmeSurface(
-        acme_endpoints.directory,
+        acme_directory.url,
         certctl_headers,
         trends=("acme_directory_duration", "acme_new_nonce_duration", "acme_renewal_info_duration"),
     )

@@ -148,7 +148,7 @@ def test_starved(certload):
 
 
 def test_unreachable_server_is_an_error_naming_the_url(pytester: pytest.Pytester) -> None:
-    from pytest_certload.stack.base import free_port
+    from pytest_certload.stack import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     _write(

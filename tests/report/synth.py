@@ -15,10 +15,9 @@ from typing import Any
 
 import anyio
 
-from pytest_certload._session import RunRecord, SessionRecorder
-from pytest_certload._settings import Settings
 from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario, VirtualClock, run
 from pytest_certload.metrics import tagset
+from pytest_certload.record import RunRecord, SessionRecord
 
 MS = 1_000_000
 
@@ -80,9 +79,9 @@ def synthetic_run(
 
 def recorder_with(
     output_dir: Path, runs: Sequence[tuple[str, RunResult]], *, double: bool = True
-) -> SessionRecorder:
-    """A session recorder holding ``(nodeid, result)`` runs, as the plugin would fill it."""
-    recorder = SessionRecorder(output_dir=output_dir)
+) -> SessionRecord:
+    """A session record holding ``(nodeid, result)`` runs, as the plugin would fill it."""
+    recorder = SessionRecord(output_dir=output_dir, profile="smoke", http_backend="fast")
     if double:
         recorder.target = (
             "certctl reference double 0.1.0 at https://127.0.0.1:8443 (local provider)"
@@ -96,7 +95,23 @@ def recorder_with(
     for nodeid, result in runs:
         recorder.add(RunRecord(nodeid, "", result, recorder.target))
         recorder.outcomes[nodeid] = "passed" if result.ok else "failed"
+    recorder.write_index()
     return recorder
 
 
-SETTINGS = Settings()
+#: a test module running one scenario through the plugin (``.format(delay=seconds)``)
+SCENARIO_FILE = """
+import pytest
+from pytest_certload.engine import ConstantArrivalRate, Scenario
+
+DELAY = {delay}
+
+async def work(vu):
+    await vu.sleep(DELAY)
+
+
+@pytest.mark.certload(health="lag_p99=500ms")
+def test_work(certload):
+    certload.run(Scenario("work", work, ConstantArrivalRate(100, "2s", pre_allocated_vus=20)),
+                 thresholds={{"iteration_duration{{scenario:work}}": ["p(95)<5000"]}})
+"""

@@ -9,13 +9,13 @@ import pytest
 
 from pytest_certload.baseline import (
     Baseline,
-    BaselineError,
     Rule,
     ScenarioBaseline,
     baseline_from_results,
     baseline_from_runs,
     compare,
-    format_ms,
+    comparison_lines,
+    finding_text,
     load,
     main,
     markdown_table,
@@ -25,9 +25,10 @@ from pytest_certload.baseline import (
     save,
 )
 from pytest_certload.engine import RunResult
+from pytest_certload.errors import BaselineError
 from pytest_certload.metrics import TrendSink
-from pytest_certload.report.summary import write_summary
-from tests.report.synth import SETTINGS, recorder_with
+from pytest_certload.units import format_ms
+from tests.report.synth import recorder_with
 
 MS = 1_000_000
 DOUBLE = {"kind": "double", "version": {"version": "double-0.1.0"}, "label": "double"}
@@ -87,12 +88,12 @@ def test_format_ms_uses_three_significant_digits() -> None:
 
 def test_a_second_run_of_the_same_load_passes(run_a: RunResult, run_b: RunResult) -> None:
     result = compare(_baseline(run_a), _baseline(run_b))
-    assert result.ok, "\n".join(result.lines())
+    assert result.ok, "\n".join(line.text for line in comparison_lines(result))
     judged = {(f.scenario, f.metric, f.quantile) for f in result.findings}
     assert ("list_certificates", "http_req_duration", 99.0) in judged
     assert ("issuance_acceptance", "synthetic_sign_duration", 95.0) in judged
-    assert result.lines()[-1] == "no regression against baseline 'b'"
-    short = result.lines(verbose=False)
+    assert comparison_lines(result)[-1].text == "no regression against baseline 'b'"
+    short = [line.text for line in comparison_lines(result, verbose=False)]
     assert (
         "  · 12 more quantile(s) unchanged (within the noise or below the minimum effect; "
         "-v lists them)"
@@ -113,11 +114,13 @@ def test_clearly_higher_latency_fails_naming_scenario_and_metric(
         for f in result.regressions
         if f.selector == "http_req_duration{scenario:list_certificates}" and f.quantile == 95
     )
-    assert p95.message().startswith(
+    assert finding_text(p95).startswith(
         "http_req_duration{scenario:list_certificates} p(95): regression: "
     )
-    assert "intervals [" in p95.message()
-    assert any(line.endswith("regression(s) against baseline 'b'") for line in result.lines())
+    assert "intervals [" in finding_text(p95)
+    last = comparison_lines(result)[-1]
+    assert last.text.endswith("regression(s) against baseline 'b'")
+    assert last.bad
 
 
 def test_a_significant_shift_below_the_minimum_effect_is_not_a_regression() -> None:
@@ -138,7 +141,7 @@ def test_a_large_relative_shift_under_one_millisecond_is_not_a_regression() -> N
     base = [100_000 + 100 * i for i in range(5_000)]  # 0.1..0.6 ms
     cur = [v * 3 // 2 for v in base]  # +50 %, at most +0.25 ms
     result = compare(_single(base), _single(cur))
-    assert result.ok, "\n".join(result.lines())
+    assert result.ok, "\n".join(line.text for line in comparison_lines(result))
     assert not compare(_single(base), _single(cur), Rule(min_absolute_ns=100_000)).ok
 
 
@@ -150,7 +153,7 @@ def test_too_few_samples_are_reported_as_not_judged() -> None:
     assert verdicts[50.0] == "regression"
     assert verdicts[99.0] == "not judged"
     p99 = next(f for f in result.findings if f.quantile == 99)
-    assert p99.message().endswith(
+    assert finding_text(p99).endswith(
         "too few samples for a 95% interval of p(99): it needs 368 in each run "
         "(baseline 60, current 60)"
     )
@@ -218,8 +221,7 @@ def test_table_renders_the_operator_pages_columns(run_a: RunResult) -> None:
 
 def _results(tmp_path: Path, name: str, result: RunResult) -> Path:
     out = tmp_path / name
-    recorder = recorder_with(out, [("tests/load/test_api.py::test_api", result)])
-    write_summary(recorder, SETTINGS)
+    recorder_with(out, [("tests/load/test_api.py::test_api", result)])
     return out
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_certload._settings import resolve
 from pytest_certload.errors import ConfigError
+from pytest_certload.settings import resolve
 
 
 def test_baseline_resolves_cli_then_ini_then_env() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_certload.engine import RunResult
 from pytest_certload.report import html
-from tests.report.synth import SETTINGS, recorder_with, synthetic_run
+from tests.report.synth import SCENARIO_FILE, recorder_with, synthetic_run
 
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM = next((p for p in map(shutil.which, _BROWSERS) if p), None)
@@ -71,7 +71,7 @@ def report(run_a: RunResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
             ("tests/load/test_scale.py::test_agent_storm", single),
         ],
     )
-    return html.write_report(recorder, SETTINGS)
+    return html.write_report(recorder)
 
 
 def test_one_chart_per_scenario_each_an_inline_svg(report: Path) -> None:
@@ -114,7 +114,7 @@ def test_without_matplotlib_the_tables_remain_with_an_install_hint(
 ) -> None:
     monkeypatch.setattr(html, "charts_available", lambda: False)
     recorder = recorder_with(tmp_path, [("t::x", run_a)], double=False)
-    text = html.render(recorder, SETTINGS)
+    text = html.render(recorder)
     hint = escape(html.INSTALL_HINT)
     assert text.count(hint) == 3  # the header and one per scenario
     assert "<svg" not in text
@@ -164,23 +164,6 @@ def test_headless_chromium_renders_one_chart_per_scenario(report: Path, tmp_path
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 50_000  # a blank 1280x2400 page compresses to a few kB
     print(f"screenshot: {shot}")
-
-
-SCENARIO_FILE = """
-import pytest
-from pytest_certload.engine import ConstantArrivalRate, Scenario
-
-DELAY = {delay}
-
-async def work(vu):
-    await vu.sleep(DELAY)
-
-
-@pytest.mark.certload(health="lag_p99=500ms")
-def test_work(certload):
-    certload.run(Scenario("work", work, ConstantArrivalRate(100, "2s", pre_allocated_vus=20)),
-                 thresholds={{"iteration_duration{{scenario:work}}": ["p(95)<5000"]}})
-"""
 
 
 def test_the_plugin_writes_the_report_beside_the_summary(pytester: pytest.Pytester) -> None:
@@ -239,7 +222,7 @@ def test_a_real_certctl_is_named_with_its_version(run_a: RunResult, tmp_path: Pa
         "version": {"version": "v2.4.1", "commit": "abc1234"},
         "kind": "certctl",
     }
-    text = html.render(recorder, SETTINGS)
+    text = html.render(recorder)
     assert "<dt>target</dt><dd>certctl v2.4.1</dd>" in text
     assert "<dt>target build</dt><dd>commit=abc1234</dd>" in text
     assert "reference double" not in text

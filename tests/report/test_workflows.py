@@ -85,7 +85,7 @@ def test_the_load_workflow_runs_one_job_per_marker_and_keeps_its_results() -> No
     assert "pytest_certload.baseline table --results" in script
     assert "GITHUB_STEP_SUMMARY" in script
     upload = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload"))
-    for kept in ("summary.json", "report.html", "junit.xml"):
+    for kept in ("summary.json", "session.json", "report.html", "junit.xml"):
         assert kept in upload["with"]["path"]
     publish = wf["jobs"]["publish"]
     assert publish["needs"] == "load"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_certload.errors import ConfigError, ServiceError
-from pytest_certload.stack.base import probe_http
 from pytest_certload.stack.certctl import CertctlServer, with_sslmode_disable
+from pytest_certload.stack.probes import probe_http
 from pytest_certload.stack.tls import TLSMaterial
 
 from .conftest import FAKE_CERTCTL, PYTHON, TIMEOUT_NS, descendants
@@ -36,7 +36,7 @@ async def test_env_cwd_and_readiness(tls: TLSMaterial, tmp_path: Path) -> None:
     await srv.start()
     try:
         await srv.wait_ready(TIMEOUT_NS)
-        status, _body, version = await probe_http(srv.url() + "/ready", ca=tls.ca_cert)
+        status, _body, version = await probe_http(srv.url() + "/ready", verify=tls.ca_cert)
         assert (status, version) == (200, "TLSv1.3")
         cwd = srv.directory
     finally:

@@ -177,14 +177,14 @@ def test_tls_init_script_writes_the_same_file_names(tmp_path: Path) -> None:
 )
 @pytest.mark.skipif(not HAVE_TESTCONTAINERS, reason="testcontainers is not installed")
 async def test_containers_provider_for_real(tmp_path: Path) -> None:  # pragma: no cover
-    from pytest_certload.stack.base import probe_http
+    from pytest_certload.stack.probes import probe_http
 
     async with ContainerStack(base_dir=tmp_path) as info:
-        status, _, _ = await probe_http(info.certctl_url + "/ready", ca=info.ca)
+        status, _, _ = await probe_http(info.certctl_url + "/ready", verify=info.ca)
         assert status == 200
         for kind, url in info.targets.items():
             path = "/healthz" if kind == "f5" else "/"
-            status, _, _ = await probe_http(url + path, ca=info.ca)
+            status, _, _ = await probe_http(url + path, verify=info.ca)
             assert status == 200, kind
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from pytest_certload.errors import ConfigError, ServiceTimeout
-from pytest_certload.stack.base import free_port
-from pytest_certload.stack.external import ExternalStack, StackInfo, StackProvider
+from pytest_certload.stack.external import ExternalStack
+from pytest_certload.stack.helpers import free_port
+from pytest_certload.stack.info import StackInfo
 from pytest_certload.stack.local import LocalStack
+from pytest_certload.stack.protocols import StackProvider
 
 
 def test_stack_info_is_frozen_and_hides_secrets(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import json, sys, anyio
 from pathlib import Path
 from pytest_certload.stack.sidecars import NginxSidecar
 from pytest_certload.stack.tls import make_tls_material
-from pytest_certload.stack.base import make_temp_dir
+from pytest_certload.stack.processes import make_temp_dir
 
 async def main():
     work = make_temp_dir("certload-interrupt-")

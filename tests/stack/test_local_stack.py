@@ -11,10 +11,11 @@ import pytest
 
 from pytest_certload.errors import ConfigError, ServiceError
 from pytest_certload.seed import apply_seed
-from pytest_certload.stack import base
-from pytest_certload.stack.base import live_processes, probe_http
-from pytest_certload.stack.external import StackInfo
+from pytest_certload.stack import processes
+from pytest_certload.stack.info import StackInfo
 from pytest_certload.stack.local import LocalStack
+from pytest_certload.stack.probes import probe_http
+from pytest_certload.stack.processes import live_processes
 
 from .conftest import FAKE_CERTCTL, PYTHON, REPO, descendants
 
@@ -40,7 +41,7 @@ def made_dirs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every directory the stack code creates during the test (other jobs on the machine
     may be creating certload-* directories at the same time, so no global scan)."""
     made: list[Path] = []
-    monkeypatch.setattr(base, "_temp_dirs", _Recording(made))
+    monkeypatch.setattr(processes, "_temp_dirs", _Recording(made))
     return made
 
 
@@ -54,6 +55,8 @@ async def test_full_stack_with_fake_certctl_boots_and_tears_down(
     tmp_path: Path, made_dirs: list[Path]
 ) -> None:
     before = descendants()
+    # session fixtures of other test directories (their PostgreSQL) may be registered too
+    registered_before = set(live_processes())
     stack = LocalStack(certctl_command=[PYTHON, str(FAKE_CERTCTL)], base_dir=tmp_path)
     async with stack as info:
         assert isinstance(info, StackInfo)
@@ -67,17 +70,17 @@ async def test_full_stack_with_fake_certctl_boots_and_tears_down(
         assert info.token not in repr(info)
         for kind, url in info.targets.items():
             path = "/healthz" if kind == "f5" else "/"
-            status, _, version = await probe_http(url + path, ca=info.ca)
+            status, _, version = await probe_http(url + path, verify=info.ca)
             assert (kind, status) == (kind, 200)
             assert version == "TLSv1.3"
-        status, _, _ = await probe_http(info.certctl_url + "/ready", ca=info.ca)
+        status, _, _ = await probe_http(info.certctl_url + "/ready", verify=info.ca)
         assert status == 200
         assert info.f5_http_url is not None
         assert set(stack.boot_seconds) >= {"postgres", "certctl", "nginx", "total"}
         running = descendants() - before
         assert len(running) >= 8  # postgres (+ its workers), certctl, 3 sidecars, f5
     assert not (descendants() - before), "child processes survived stop()"
-    assert not live_processes()
+    assert not set(live_processes()) - registered_before
     assert_all_removed(made_dirs)
 
 

@@ -139,9 +139,9 @@ async def test_wait_ready_timeout_names_place_and_hides_password(
 
 
 def test_every_service_satisfies_the_protocol(tmp_path: Path) -> None:
-    from pytest_certload.stack.base import Service
     from pytest_certload.stack.certctl import CertctlServer
     from pytest_certload.stack.f5 import F5Mock
+    from pytest_certload.stack.protocols import Service
     from pytest_certload.stack.sidecars import ApacheSidecar, HAProxySidecar, NginxSidecar
 
     p = tmp_path / "x"

@@ -10,8 +10,8 @@ import pytest
 
 from pytest_certload.errors import ServiceError
 from pytest_certload.stack import sidecars
-from pytest_certload.stack.base import probe_http, probe_tls
 from pytest_certload.stack.f5 import F5Mock
+from pytest_certload.stack.probes import probe_http, probe_tls
 from pytest_certload.stack.sidecars import ApacheSidecar, HAProxySidecar, NginxSidecar, Sidecar
 from pytest_certload.stack.tls import TLSMaterial
 
@@ -40,7 +40,7 @@ async def test_answers_200_over_verified_tls(
     sidecar: Sidecar, tls: TLSMaterial, version: ssl.TLSVersion
 ) -> None:
     status, body, negotiated = await probe_http(
-        sidecar.url() + "/", ca=tls.ca_cert, tls_version=version
+        sidecar.url() + "/", verify=tls.ca_cert, tls_version=version
     )
     assert status == 200
     assert (
@@ -56,7 +56,7 @@ async def test_untrusted_ca_fails_verification(sidecar: Sidecar, tmp_path: Path)
 
     other = make_tls_material(tmp_path, server_names={})
     with pytest.raises(ssl.SSLCertVerificationError):
-        await probe_tls("127.0.0.1", sidecar.port, ca=other.ca_cert)
+        await probe_tls("127.0.0.1", sidecar.port, verify=other.ca_cert)
 
 
 @pytest.mark.parametrize("cls", SIDECARS, ids=lambda cls: cls.name)
@@ -130,7 +130,7 @@ async def test_f5_mock_both_listeners_and_teardown(tls: TLSMaterial) -> None:
         await mock.wait_ready(TIMEOUT_NS)
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
             status, body, _ = await probe_http(
-                mock.url() + "/healthz", ca=tls.ca_cert, tls_version=version
+                mock.url() + "/healthz", verify=tls.ca_cert, tls_version=version
             )
             assert (status, body) == (200, b"ok")
         status, body, negotiated = await probe_http(mock.http_url() + "/healthz")

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from pytest_certload.stack.helpers import free_port
+
 __all__ = [
     "LatencyServer",
     "NginxServer",
@@ -214,13 +216,6 @@ class NginxServer:
         return _tail(self.prefix / "error.log", lines)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _nginx_conf(prefix: Path, host: str, port: int, tls: TLSFiles | None, http2: bool) -> str:
     listen = f"{host}:{port}" + (" ssl" if tls else "") + (" http2" if http2 else "")
     tls_lines = ""
@@ -276,7 +271,7 @@ def start_nginx(
     if nginx is None:
         raise FileNotFoundError("nginx is not installed (looked on PATH and in /usr/sbin)")
     prefix = Path(tempfile.mkdtemp(prefix="certload-nginx-"))
-    port = _free_port(host)
+    port = free_port(host)
     conf = prefix / "nginx.conf"
     conf.write_text(_nginx_conf(prefix, host, port, tls, http2))
     if os.geteuid() != 0:

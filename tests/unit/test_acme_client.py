@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from josepy.jwk import JWK
 from josepy.jws import JWS
 
+from pytest_certload.certctl import UniqueNames
 from pytest_certload.certctl.acme import (
     ACCOUNT_ALGS,
     AccountKey,
@@ -36,7 +37,6 @@ from pytest_certload.certctl.acme import (
     make_csr,
     pool_size,
     sign_jws,
-    unique_dns_names,
 )
 from pytest_certload.double._jws import parse_jws, public_key_from_jwk, verify_signature
 from pytest_certload.errors import ConfigError, TransportError
@@ -874,7 +874,8 @@ def test_explain_names_step_status_and_type_and_certctls_finalize_pitfalls() -> 
 
 
 def test_unique_names_differ_within_and_between_runs() -> None:
-    a, b = unique_dns_names(), unique_dns_names()
-    names = {a(), a(), b()}
+    a = UniqueNames("e", domain="acme.certload.example.com")
+    b = UniqueNames("e", domain="acme.certload.example.com")
+    names = {a.next(), a.next(), b.next()}
     assert len(names) == 3
     assert all(n.endswith(".acme.certload.example.com") and n == n.lower() for n in names)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import json
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import httpx
 import pytest
@@ -13,7 +18,9 @@ import pytest_certload.certctl as certctl
 from pytest_certload.certctl import (
     ACME_RATE_LIMITED,
     API_RATE_LIMITED,
-    AcmeEndpoints,
+    ARI_PROBE_ID,
+    AcmeDirectory,
+    AcmeError,
     CertctlError,
     CertctlSetup,
     Rotation,
@@ -26,7 +33,6 @@ from pytest_certload.certctl import (
     parse_bulk_renew,
     rate_limit_storm,
 )
-from pytest_certload.certctl import client as client_module
 from pytest_certload.errors import ConfigError
 from pytest_certload.http import Headers
 from pytest_certload.metrics import MetricStore, MetricType, declare_builtins, tagset
@@ -57,18 +63,50 @@ ACME_429 = Reply(
 )
 
 
-def test_all_is_exact() -> None:
-    public = {n for n in vars(client_module) if not n.startswith("_") and n.isupper()}
-    from pytest_certload.certctl import acme as acme_module
+#: the modules of pytest_certload.certctl whose exports the package re-exports in full
+#: (of responses it exports the protocol only; the helpers are for certctl's modules)
+MODULES = (
+    certctl.names,
+    certctl.payloads,
+    certctl.ratelimit,
+    certctl.rotation,
+    certctl.routes,
+    certctl.setup_client,
+)
 
-    acme_exports = {
-        n
-        for n in certctl.__all__
-        if getattr(getattr(certctl, n), "__module__", None)
-        in (acme_module.__name__, "pytest_certload.errors")
+
+def test_all_is_exact() -> None:
+    acme = certctl.acme
+
+    def defined_in(name: str) -> str:
+        return str(getattr(getattr(certctl, name), "__module__", ""))
+
+    acme_exports = {n for n in certctl.__all__ if defined_in(n).startswith(f"{acme.__name__}.")}
+    errors = {n for n in certctl.__all__ if defined_in(n) == "pytest_certload.errors"}
+    exported = {n for m in MODULES for n in m.__all__}
+    assert set(certctl.__all__) == exported | {"ResponseLike"} | acme_exports | errors
+    assert acme_exports <= set(acme.__all__)
+    # every constant a module defines is in its __all__
+    for info in pkgutil.walk_packages(certctl.__path__, f"{certctl.__name__}."):
+        module = importlib.import_module(info.name)
+        tree = ast.parse(inspect.getsource(module))
+        targets = [
+            target
+            for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        ]
+        constants = {
+            t.id
+            for t in targets
+            if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_")
+        }
+        assert constants - {"T"} <= set(module.__all__), module.__name__
+    # the acme package's __all__ is exactly its public names
+    acme_public = {
+        n for n, v in vars(acme).items() if not n.startswith("_") and not isinstance(v, ModuleType)
     }
-    assert set(certctl.__all__) == set(client_module.__all__) | acme_exports
-    assert public - {"T", "TYPE_CHECKING"} <= set(certctl.__all__)
+    assert set(acme.__all__) == acme_public
 
 
 def test_certctl_429_is_told_apart_from_the_acme_429() -> None:
@@ -166,19 +204,29 @@ def test_parse_bulk_renew_keeps_errors() -> None:
     assert result.consistent
 
 
-def test_acme_endpoints_from_directory_and_the_probe_url() -> None:
-    body = b'{"newNonce":"https://h/acme/profile/p/new-nonce","renewalInfo":"https://h/r/"}'
-    endpoints = AcmeEndpoints.from_directory("https://h/acme/profile/p/directory", body)
-    assert endpoints.new_nonce == "https://h/acme/profile/p/new-nonce"
-    assert endpoints.renewal_info_probe() == "https://h/r/aaaa.bbbb"
+def test_acme_directory_from_json_and_the_probe_url() -> None:
+    body = (
+        b'{"newNonce":"https://h/acme/profile/p/new-nonce","newAccount":"https://h/a",'
+        b'"newOrder":"https://h/o","renewalInfo":"https://h/r/"}'
+    )
+    directory = AcmeDirectory.from_json("https://h/acme/profile/p/directory", body)
+    assert directory.new_nonce == "https://h/acme/profile/p/new-nonce"
+    assert directory.renewal_info_url(ARI_PROBE_ID) == "https://h/r/aaaa.bbbb"
 
 
-def test_acme_endpoints_explain_the_dashboard_trap() -> None:
-    with pytest.raises(CertctlError, match="start it from a directory without web/"):
-        AcmeEndpoints.from_directory("https://h/d", b"<!doctype html><html>")
-    no_ari = AcmeEndpoints.from_directory("https://h/d", {"newNonce": "https://h/n"})
-    with pytest.raises(CertctlError, match="CERTCTL_ACME_SERVER_ARI_ENABLED"):
-        no_ari.renewal_info_probe()
+def test_acme_directory_explains_the_dashboard_trap() -> None:
+    html = httpx.MockTransport(lambda request: httpx.Response(200, content=b"<!doctype html>"))
+    # the setup client raises CertctlError, as for every other answer it cannot use
+    with (
+        _setup(html) as setup,
+        pytest.raises(CertctlError, match="start it from a directory without web/"),
+    ):
+        setup.acme_directory("p")
+    with pytest.raises(AcmeError, match="start it from a directory without web/"):
+        AcmeDirectory.from_json("https://h/d", b"<!doctype html><html>")
+    no_ari = AcmeDirectory("https://h/d", "https://h/n", "https://h/a", "https://h/o")
+    with pytest.raises(AcmeError, match="CERTCTL_ACME_SERVER_ARI_ENABLED"):
+        no_ari.renewal_info_url(ARI_PROBE_ID)
 
 
 def test_expand_quotes_values_and_names_a_missing_parameter() -> None:
@@ -249,7 +297,7 @@ def test_setup_explains_a_missing_acme_profile_and_a_rate_limit() -> None:
 
     with _setup(httpx.MockTransport(handler)) as setup:
         with pytest.raises(CertctlError, match="certctl has no ACME profile 'prof-test'"):
-            setup.acme_endpoints("prof-test")
+            setup.acme_directory("prof-test")
         with pytest.raises(CertctlError, match="CERTCTL_RATE_LIMIT_ENABLED=false"):
             setup.get("/api/v1/agents")
     with pytest.raises(ConfigError, match="per_page=501 would silently become 50"):

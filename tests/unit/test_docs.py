@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_certload._settings import OPTIONS
+from pytest_certload.settings import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 

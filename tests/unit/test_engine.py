@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,13 +23,15 @@ from pytest_certload.engine import (
     VirtualClock,
     arrival_offsets_ns,
     executor_from_dict,
+    merge_results,
     run,
     vu_steps,
 )
 from pytest_certload.engine.executors import VUStep
 from pytest_certload.engine.health import HealthLimits
+from pytest_certload.engine.vu import ScenarioContext
 from pytest_certload.errors import ConfigError
-from pytest_certload.metrics import CounterSink, TrendSink
+from pytest_certload.metrics import CounterSink, MetricStore, TrendSink, declare_builtins
 from pytest_certload.thresholds import parse_thresholds
 
 S = 1_000_000_000
@@ -199,7 +202,12 @@ def test_open_model_keeps_arriving_while_iterations_are_slow() -> None:
     )
     assert len(starts) == 20
     assert [b - a for a, b in itertools.pairwise(starts)] == [100 * MS] * 19
-    assert len(result.scenarios["s"].executor)
+    executor = result.scenarios["s"].executor
+    assert (executor["executor"], executor["rate"], executor["max_vus"]) == (
+        "constant-arrival-rate",
+        10,
+        20,
+    )
     assert result.scenarios["s"].health.dropped == 0
 
 
@@ -316,7 +324,7 @@ def test_health_limits_are_configurable() -> None:
 
 def test_thresholds_are_judged_on_custom_metrics() -> None:
     async def record(vu: VU) -> None:
-        vu.trend("step", (vu.iteration_in_scenario or vu.iteration + 1) * MS)
+        vu.trend("step", (vu.iteration + 1) * MS)
         vu.counter("shaped_429")
 
     result = _run(
@@ -357,8 +365,6 @@ def test_health_limits_parse_and_reject() -> None:
 
 
 def test_shards_split_the_schedule_and_merge_exactly() -> None:
-    from pytest_certload.engine.merge import merge_results, result_from_dict
-
     starts: dict[int, list[int]] = {0: [], 1: [], 2: []}
 
     def scenario(shard: int) -> Scenario:
@@ -375,7 +381,7 @@ def test_shards_split_the_schedule_and_merge_exactly() -> None:
     assert len(starts[0]) == len(starts[1]) == 30
     # through the wire format and back, then merged
     merged = merge_results(
-        [result_from_dict(p.to_dict()) for p in parts],
+        [RunResult.from_dict(p.to_dict()) for p in parts],
         thresholds=parse_thresholds({"iteration_duration": ["p(95)<100"]}, source="test"),
         worker_names=["gw0", "gw1"],
     )
@@ -390,8 +396,6 @@ def test_shards_split_the_schedule_and_merge_exactly() -> None:
 
 
 def test_a_lagging_worker_makes_the_merged_run_untrustworthy_by_name() -> None:
-    from pytest_certload.engine.merge import merge_results
-
     async def slow(vu: VU) -> None:
         await vu.sleep(1)
 
@@ -407,3 +411,93 @@ def test_a_lagging_worker_makes_the_merged_run_untrustworthy_by_name() -> None:
     assert not merged.trustworthy
     assert any(line.startswith("s: gw1: ") and "dropped" in line for line in merged.untrustworthy)
     assert not any("gw0" in line for line in merged.untrustworthy)
+
+
+# -- results: one serialised form ---------------------------------------------------------
+
+
+def test_a_run_result_round_trips_through_json_exactly() -> None:
+    async def work(vu: VU) -> None:
+        await vu.sleep(0.01 * (1 + vu.iteration % 3))
+        vu.counter("done")
+
+    result = _run(
+        [
+            Scenario("open", work, ConstantArrivalRate(20, "2s", pre_allocated_vus=2)),
+            Scenario("closed", work, ConstantVUs(2, "1s"), start_time="500ms"),
+        ],
+        thresholds={
+            "iteration_duration{scenario:open}": ["p(95)<35", "max<1"],
+            "done": [{"threshold": "count>1", "abortOnFail": True, "delayAbortEval": "1s"}],
+        },
+    )
+    data = json.loads(json.dumps(result.to_dict()))
+    again = RunResult.from_dict(data)
+    assert again.to_dict() == data
+    assert again.thresholds == result.thresholds
+    assert [r.ok for r in again.thresholds] == [True, False, True]
+    assert again.thresholds[2].threshold.delay_abort_eval_ns == S
+    assert again.scenarios["open"].timeline == result.scenarios["open"].timeline
+    assert again.scenarios["closed"].health == result.scenarios["closed"].health
+    assert again.verdict == result.verdict == "breached"
+    # durations are integer nanoseconds all the way down
+    row = data["scenarios"]["open"]["timeline"][0]
+    assert isinstance(row["start_ns"], int)
+    assert isinstance(row["p99_ns"], int)
+
+
+def test_the_clock_of_the_run_times_every_request() -> None:
+    """Request timing reads the scenario's clock, so a virtual clock makes it exact."""
+    clock = VirtualClock()
+    store = MetricStore()
+    declare_builtins(store)
+
+    class Answer:
+        status_code = 200
+        content = b"ok"
+        timings = None
+
+    class SlowClient:
+        async def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+            await clock.sleep(7 * MS)
+            return Answer()
+
+        async def aclose(self) -> None:
+            return None
+
+    ctx = ScenarioContext(
+        name="s",
+        tags={"scenario": "s"},
+        store=store,
+        client_factory=SlowClient,  # type: ignore[arg-type]
+        open_model=True,
+        clock=clock,
+    )
+    vu = VU(ctx, 1, 1)
+    vu.current_lag_ns = 3 * MS  # an open-model iteration that started 3 ms late
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.run)
+            try:
+                await vu.http.get("http://sut.invalid/x")
+            finally:
+                clock.stop()
+
+    anyio.run(main)
+    service = store.select("http_req_service_time")
+    latency = store.select("http_req_duration")
+    assert isinstance(service, TrendSink)
+    assert isinstance(latency, TrendSink)
+    assert (service.sum, latency.sum) == (7 * MS, 10 * MS)  # one sample each, exact
+
+
+def test_the_unreachable_rule_is_a_health_limit() -> None:
+    limits = HealthLimits()
+    assert HealthLimits.parse(limits.spec()) == limits
+    assert limits.unreachable(answered=0, connect_errors=10, elapsed_ns=2 * S)
+    assert not limits.unreachable(answered=0, connect_errors=9, elapsed_ns=60 * S)
+    assert not limits.unreachable(answered=0, connect_errors=500, elapsed_ns=S)
+    assert not limits.unreachable(answered=1, connect_errors=500, elapsed_ns=60 * S)
+    patient = HealthLimits(unreachable_connect_errors=50, unreachable_after_ns=10 * S)
+    assert not patient.unreachable(answered=0, connect_errors=10, elapsed_ns=2 * S)

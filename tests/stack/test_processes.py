@@ -1,4 +1,4 @@
-"""Probes, LocalProcess and the process registry."""
+"""LocalProcess, the process registry and its cleanup hooks."""
 
 from __future__ import annotations
 
@@ -9,59 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from pytest_certload.errors import ServiceError, ServiceTimeout
-from pytest_certload.stack import base
-from pytest_certload.stack.base import LocalProcess, Readiness, free_port, wait_for_port
+from pytest_certload.stack import processes
+from pytest_certload.stack.helpers import free_port
+from pytest_certload.stack.processes import LocalProcess
+from pytest_certload.stack.protocols import Readiness
 
 from .conftest import descendants, pid_alive
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_wait_for_port_timeout_says_what_where_how_long_with_log_tail(
-    tmp_path: Path,
-) -> None:
-    port = free_port()
-    proc = LocalProcess(
-        "sleeper",
-        [
-            sys.executable,
-            "-c",
-            "print('booting the sleeper', flush=True); import time; time.sleep(30)",
-        ],
-        log_path=tmp_path / "sleeper.log",
-    )
-    proc.start()
-    try:
-        started = time.monotonic()
-        with pytest.raises(ServiceTimeout) as info:
-            await wait_for_port("127.0.0.1", port, timeout_ns=300_000_000, target=proc)
-        assert time.monotonic() - started < 2
-    finally:
-        await proc.stop()
-    message = str(info.value)
-    assert f"a TCP connection at 127.0.0.1:{port}" in message
-    assert "within 0.3 s" in message
-    assert "sleeper" in message
-    assert "ConnectionRefusedError" in message
-    notes = "\n".join(info.value.__notes__)
-    assert "last 40 log lines of sleeper" in notes
-    assert "booting the sleeper" in notes
-
-
-async def test_probe_fails_fast_when_the_process_exits(tmp_path: Path) -> None:
-    proc = LocalProcess(
-        "crasher",
-        [sys.executable, "-c", "import sys; print('bad config on line 3'); sys.exit(4)"],
-        log_path=tmp_path / "crasher.log",
-    )
-    proc.start()
-    with pytest.raises(ServiceError) as info:
-        await wait_for_port("127.0.0.1", free_port(), timeout_ns=10_000_000_000, target=proc)
-    assert not isinstance(info.value, ServiceTimeout)
-    assert "crasher exited with status 4" in str(info.value)
-    assert "bad config on line 3" in "\n".join(info.value.__notes__)
-    await proc.stop()
+@pytest.fixture(autouse=True)
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests empty the registry: give each its own, so the session's PostgreSQL
+    (tests/stack/conftest.py) and its directory survive whatever order tests run in."""
+    monkeypatch.setattr(processes, "_registry", {})
+    monkeypatch.setattr(processes, "_temp_dirs", set())
 
 
 def test_local_process_satisfies_readiness(tmp_path: Path) -> None:
@@ -93,7 +56,7 @@ async def test_stop_escalates_to_sigkill_and_reaps_the_group(tmp_path: Path) -> 
     assert time.monotonic() - started < 3
     time.sleep(0.1)
     assert not [pid for pid in family if pid_alive(pid)]
-    assert proc.pid not in base.live_processes()
+    assert proc.pid not in processes.live_processes()
 
 
 def test_stop_all_processes_empties_the_registry(tmp_path: Path) -> None:
@@ -103,9 +66,9 @@ def test_stop_all_processes_empties_the_registry(tmp_path: Path) -> None:
     for proc in procs:
         proc.start()
     pids = [p.pid for p in procs]
-    assert set(pids) <= set(base.live_processes())
-    base.stop_all_processes(grace_s=1.0)
-    assert not set(pids) & set(base.live_processes())
+    assert set(pids) <= set(processes.live_processes())
+    processes.stop_all_processes(grace_s=1.0)
+    assert not set(pids) & set(processes.live_processes())
     assert not [pid for pid in pids if pid is not None and pid_alive(pid)]
 
 
@@ -113,8 +76,8 @@ def test_cleanup_hooks_installed_for_sigterm(tmp_path: Path) -> None:
     LocalProcess("t", ["true"], log_path=tmp_path / "t.log").start()
     handler = signal.getsignal(signal.SIGTERM)
     # pytest leaves SIGTERM at its default, so ours is installed
-    assert handler is base._on_fatal_signal
-    base.stop_all_processes()
+    assert handler is processes._on_fatal_signal
+    processes.stop_all_processes()
 
 
 def test_free_port_is_bindable() -> None:
@@ -130,17 +93,17 @@ def test_install_cleanup_hooks_from_a_thread_defers_signals(
 ) -> None:
     import threading
 
-    monkeypatch.setattr(base, "_signals_installed", False)
-    monkeypatch.setattr(base, "_atexit_registered", True)
+    monkeypatch.setattr(processes, "_signals_installed", False)
+    monkeypatch.setattr(processes, "_atexit_registered", True)
     previous = signal.getsignal(signal.SIGHUP)
     try:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
-        worker = threading.Thread(target=base.install_cleanup_hooks)
+        worker = threading.Thread(target=processes.install_cleanup_hooks)
         worker.start()
         worker.join()
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
-        assert base._signals_installed is False
-        base.install_cleanup_hooks()  # main thread
-        assert signal.getsignal(signal.SIGHUP) is base._on_fatal_signal
+        assert processes._signals_installed is False
+        processes.install_cleanup_hooks()  # main thread
+        assert signal.getsignal(signal.SIGHUP) is processes._on_fatal_signal
     finally:
         signal.signal(signal.SIGHUP, previous)

@@ -13,23 +13,25 @@ This module imports no pytest: the plugin feeds it raw values and their sources.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .distributed import TX_GRAMMAR, TxSyntaxError, parse_tx
+from .baseline.model import NAME_RE as BASELINE_NAME_RE
+from .distributed.tx import TX_GRAMMAR, parse_tx
 from .engine.health import HEALTH_GRAMMAR, HealthLimits
-from .errors import ConfigError, OptionValueError
-from .units import DURATION_GRAMMAR, parse_duration_ns
+from .errors import ConfigError, OptionValueError, TxSyntaxError
+from .http import BACKENDS, DEFAULT_BACKEND
+from .record import DEFAULT_OUTPUT_DIR
+from .stack import TARGET_TYPES
+from .stack.session import StackRequest
+from .units import DURATION_GRAMMAR, NS_PER_S, parse_duration_ns
 
-__all__ = ["OPTIONS", "PROFILES", "Option", "Settings", "resolve"]
+__all__ = ["OPTIONS", "PROFILES", "PROVIDERS", "Option", "Settings", "resolve"]
 
 PROFILES = ("smoke", "canonical")
-BACKENDS = ("fast", "httpx")
 PROVIDERS = ("local", "containers", "external")
-TARGET_TYPES = ("nginx", "apache", "haproxy", "f5")
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -123,7 +125,7 @@ def _tx(raw: str) -> tuple[str, ...]:
 
 def _baseline(raw: str) -> str:
     value = raw.strip()
-    if not re.match(r"^[A-Za-z0-9_.-]+$", value) and not value.endswith(".json"):
+    if not BASELINE_NAME_RE.match(value) and not value.endswith(".json"):
         raise OptionValueError(
             "baseline", "a baseline name (letters, digits, '_', '-', '.') or a path ending in .json"
         )
@@ -132,18 +134,25 @@ def _baseline(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Option:
+    """One setting in its four spellings, its parser, default and help."""
+
     cli: str
     dest: str
     parse: Callable[[str], Any]
     default: Any
     metavar: str
     help: str
-    choices: tuple[str, ...] = ()
     shown_default: str = ""
+    #: the :class:`Settings` attribute, when it is not ``dest`` without ``certload_``
+    attr: str = ""
 
     @property
     def env(self) -> str:
         return self.dest.upper()
+
+    @property
+    def field(self) -> str:
+        return self.attr or self.dest.removeprefix("certload_")
 
     @property
     def default_text(self) -> str:
@@ -161,7 +170,6 @@ OPTIONS: tuple[Option, ...] = (
         "PROFILE",
         "run profile: 'smoke' shortens every scenario's duration (and nothing else) so "
         "a full run takes minutes; 'canonical' keeps the contract's durations and rates",
-        PROFILES,
     ),
     Option(
         "--certload-duration",
@@ -170,12 +178,13 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "DURATION",
         "override every scenario's duration, e.g. '30s' or '2m' (ramps are scaled)",
+        attr="duration_ns",
     ),
     Option(
         "--certload-output-dir",
         "certload_output_dir",
         _path,
-        Path("certload-results"),
+        DEFAULT_OUTPUT_DIR,
         "DIR",
         "where the JSON summary, per-test results and reports are written",
     ),
@@ -183,11 +192,10 @@ OPTIONS: tuple[Option, ...] = (
         "--certload-http-backend",
         "certload_http_backend",
         _choice(*BACKENDS),
-        "fast",
+        DEFAULT_BACKEND,
         "BACKEND",
         "HTTP client of the virtual users: 'fast' (HTTP/1.1 on httptools) or "
         "'httpx' (HTTP/1.1 or HTTP/2)",
-        BACKENDS,
     ),
     Option(
         "--certload-provider",
@@ -198,7 +206,6 @@ OPTIONS: tuple[Option, ...] = (
         "how the system under test is provided: 'local' native processes, "
         "'containers' via testcontainers, or 'external' (give --certctl-url); "
         "--certctl-url alone implies 'external'",
-        PROVIDERS,
     ),
     Option(
         "--certload-health",
@@ -209,7 +216,7 @@ OPTIONS: tuple[Option, ...] = (
         "generator-health limits: minimum started/scheduled ratio, maximum dropped "
         "ratio, maximum schedule-lag p99, maximum ratio of iterations that raised; any "
         "subset, e.g. 'lag_p99=100ms'",
-        shown_default="rate=0.95,dropped=0.001,lag_p99=50ms,errors=0.01",
+        shown_default=HealthLimits().spec(),
     ),
     Option(
         "--certload-min-tail-samples",
@@ -224,10 +231,11 @@ OPTIONS: tuple[Option, ...] = (
         "--certload-progress",
         "certload_progress",
         _progress,
-        10_000_000_000,
+        10 * NS_PER_S,
         "EVERY",
         "print a progress line this often during a run ('off' to disable)",
         shown_default="10s",
+        attr="progress_ns",
     ),
     Option(
         "--certload-ca",
@@ -308,31 +316,49 @@ OPTIONS: tuple[Option, ...] = (
         "session on a regression (see docs/reports-and-baselines.md)",
     ),
 )
-OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings; ``sources`` says where each value came from."""
+    """Every option resolved (CLI > ini > env > default); ``sources`` says where each
+    value came from. :func:`resolve` makes one; :meth:`defaults` has every default."""
 
-    profile: str = "smoke"
-    duration_ns: int | None = None
-    output_dir: Path = Path("certload-results")
-    http_backend: str = "fast"
-    provider: str = "local"
-    health: HealthLimits = field(default_factory=HealthLimits)
-    min_tail_samples: int = 1
-    progress_ns: int = 10_000_000_000
-    ca: str | None = None
-    certctl_url: str | None = None
-    certctl_token: str | None = None
-    certctl_dsn: str | None = None
-    certctl_bin: Path | None = None
-    certctl_migrations: Path | None = None
-    targets: Mapping[str, str] | None = None
-    tx: tuple[str, ...] | None = None
-    baseline: str | None = None
+    profile: str
+    duration_ns: int | None
+    output_dir: Path
+    http_backend: str
+    provider: str
+    health: HealthLimits
+    min_tail_samples: int
+    progress_ns: int
+    ca: str | None
+    certctl_url: str | None
+    certctl_token: str | None
+    certctl_dsn: str | None
+    certctl_bin: Path | None
+    certctl_migrations: Path | None
+    targets: Mapping[str, str] | None
+    tx: tuple[str, ...] | None
+    baseline: str | None
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every setting at its default (what no CLI, ini or environment gives)."""
+        return resolve({}, {}, environ={})
+
+    def stack_request(self) -> StackRequest:
+        """What the ``certload_stack`` fixture asks the stack for."""
+        return StackRequest(
+            provider=self.provider,
+            certctl_url=self.certctl_url,
+            certctl_token=self.certctl_token,
+            certctl_dsn=self.certctl_dsn,
+            ca=self.ca,
+            certctl_bin=self.certctl_bin,
+            certctl_migrations=self.certctl_migrations,
+            targets=dict(self.targets or {}),
+        )
 
 
 def error_for(option: Option, raw: str, exc: OptionValueError, source: str) -> ConfigError:
@@ -391,23 +417,6 @@ def resolve(
             "migrations directory: give --certctl-migrations DIR (the migrations/ folder of "
             "the same certctl checkout)."
         )
-    return Settings(
-        profile=values["certload_profile"],
-        duration_ns=values["certload_duration"],
-        output_dir=values["certload_output_dir"],
-        http_backend=values["certload_http_backend"],
-        provider=provider,
-        health=values["certload_health"],
-        min_tail_samples=values["certload_min_tail_samples"],
-        progress_ns=values["certload_progress"],
-        ca=values["certload_ca"],
-        certctl_url=values["certload_certctl_url"],
-        certctl_token=values["certload_certctl_token"],
-        certctl_dsn=values["certload_certctl_dsn"],
-        certctl_bin=values["certload_certctl_bin"],
-        certctl_migrations=values["certload_certctl_migrations"],
-        targets=values["certload_targets"],
-        tx=values["certload_tx"],
-        baseline=values["certload_baseline"],
-        sources=sources,
-    )
+    fields = {opt.field: values[opt.dest] for opt in OPTIONS}
+    fields["provider"] = provider
+    return Settings(**fields, sources=sources)

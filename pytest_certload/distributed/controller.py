@@ -21,7 +21,7 @@ Protocol (plain ``(name, kwargs)`` events, like pytest-xdist's)::
 Every worker fixes its ``t0`` at the same instant (its own wall clock, corrected by the
 offset measured in the ``clock`` exchange), so the union of the workers' schedules is
 exactly the single-process schedule. The controller merges the results with
-:func:`~pytest_certload.engine.merge.merge_results` (exact HDR merge) and judges the
+:func:`~pytest_certload.engine.merge_results` (exact HDR merge) and judges the
 thresholds once. A worker that dies, fails or does not answer within the run's bound
 (start + duration + graceful stop + teardown + margin) makes the run untrustworthy, by
 name; the other workers' data is kept. Deadlines use monotonic time; gateways are always
@@ -33,59 +33,31 @@ Imports no pytest; execnet is imported only when a run starts.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import pickle
 import queue
-import re
-import socket
+import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .engine.clock import RealClock
-from .engine.health import ScenarioHealth
-from .engine.merge import merge_results, result_from_dict
-from .engine.runner import Progress, RunOptions, RunResult, Scenario, ScenarioResult
-from .errors import CertloadError, ConfigError, TxSyntaxError
-from .metrics import MetricStore, declare_builtins
-from .thresholds import Threshold, parse_thresholds
-from .units import parse_duration_ns
+from ..engine import Progress, RunOptions, RunResult, Scenario
+from ..engine.options import check_scenarios
+from ..errors import CertloadError, ConfigError
+from ..thresholds import Threshold, threshold_list
+from ..units import NS_PER_S, parse_duration_ns
+from .merge import DistributedRun, WorkerReport, merge_workers
+from .tx import parse_tx, spec_keys
 
 if TYPE_CHECKING:
     import execnet
 
-__all__ = [
-    "TX_GRAMMAR",
-    "DistributedRun",
-    "TxSyntaxError",
-    "WorkerReport",
-    "parse_tx",
-    "run_distributed",
-    "serve_worker",
-]
-
-TX_GRAMMAR = (
-    "comma-separated execnet gateway specs, each optionally prefixed by N* for N identical "
-    "workers: 'popen', 'popen//python=python3', 'ssh=HOST//python=python3' or "
-    "'socket=HOST:PORT', with '//'-separated options python=, chdir=, id=, nice=, "
-    "env:NAME=, dont_write_bytecode, ssh_config=, via=, execmodel=; "
-    "e.g. '2*popen' or '2*popen,ssh=loadgen1//python=python3'"
-)
-_TYPES = ("popen", "ssh", "socket", "vagrant_ssh")
-_KEYS = frozenset(
-    {*_TYPES, "python", "chdir", "id", "nice", "dont_write_bytecode", "ssh_config", "via"}
-    | {"execmodel"}
-)
-_FLAGS = frozenset({"popen", "dont_write_bytecode"})
-_COUNT_RE = re.compile(r"^\s*(\d+)\s*\*\s*(.*)$")
-_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+__all__ = ["run_distributed"]
 
 #: the first thing each worker runs: make the controller's modules importable, then serve
 _BOOTSTRAP = """
@@ -97,7 +69,7 @@ for entry in reversed(kwargs["sys_path"]):
 if kwargs["cwd"] and os.path.isdir(kwargs["cwd"]):
     os.chdir(kwargs["cwd"])
 try:
-    from pytest_certload.distributed import serve_worker
+    from pytest_certload.distributed.worker import serve_worker
 except BaseException as exc:
     import socket
     channel.send(("error", {"phase": "setup", "message": (
@@ -108,111 +80,6 @@ except BaseException as exc:
 else:
     serve_worker(channel)
 """
-
-
-def parse_tx(raw: str) -> tuple[str, ...]:
-    """Expand ``"2*popen,ssh=h//python=python3"`` into one spec string per worker.
-
-    Specs are separated by commas or newlines; ``N*`` repeats a spec. Raises
-    :class:`TxSyntaxError` naming the offending spec and what is wrong with it.
-    """
-    specs: list[str] = []
-    parts = [p.strip() for p in re.split(r"[,\n]", raw)]
-    for part in filter(None, parts):
-        count = 1
-        match = _COUNT_RE.match(part)
-        if match:
-            count = int(match.group(1))
-            if count < 1:
-                raise TxSyntaxError(f"{part!r}: the count before '*' must be 1 or more")
-            part = match.group(2).strip()
-        keys = _check_spec(part)
-        if count > 1 and "id" in keys:
-            raise TxSyntaxError(f"{count}*{part!r}: an id= cannot be repeated; drop it or N*")
-        specs += [part] * count
-    if not specs:
-        raise TxSyntaxError(f"{raw!r} names no gateway")
-    ids = [_spec_keys(s).get("id") for s in specs]
-    dupes = sorted({i for i in ids if i is not None and ids.count(i) > 1})
-    if dupes:
-        raise TxSyntaxError(f"gateway id(s) {', '.join(dupes)} given more than once")
-    return tuple(specs)
-
-
-def _spec_keys(spec: str) -> dict[str, str | None]:
-    keys: dict[str, str | None] = {}
-    for item in spec.split("//"):
-        key, sep, value = item.partition("=")
-        keys[key.strip()] = value if sep else None
-    return keys
-
-
-def _check_spec(spec: str) -> dict[str, str | None]:
-    if not spec:
-        raise TxSyntaxError("an empty spec (nothing after '*')")
-    keys: dict[str, str | None] = {}
-    for item in spec.split("//"):
-        key, sep, value = item.partition("=")
-        if not key:
-            raise TxSyntaxError(f"{spec!r}: an empty option (two '//' in a row?)")
-        if key in keys:
-            raise TxSyntaxError(f"{spec!r}: {key!r} given twice")
-        if key not in _KEYS and not (key.startswith("env:") and len(key) > 4):
-            raise TxSyntaxError(f"{spec!r}: unknown option {key!r}")
-        if key in _FLAGS and sep:
-            raise TxSyntaxError(f"{spec!r}: {key!r} takes no value")
-        if key not in _FLAGS and not key.startswith("env:") and not value:
-            raise TxSyntaxError(f"{spec!r}: {key!r} needs a value ({key}=...)")
-        keys[key] = value if sep else None
-    types = [t for t in _TYPES if t in keys]
-    if len(types) != 1:
-        found = f"{' and '.join(types)}" if types else "none"
-        raise TxSyntaxError(
-            f"{spec!r}: a spec needs exactly one gateway type of popen, ssh=, socket= "
-            f"(found {found})"
-        )
-    address = keys.get("socket")
-    if address is not None:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise TxSyntaxError(f"{spec!r}: socket= needs HOST:PORT, e.g. socket=10.0.0.5:8888")
-    ident = keys.get("id")
-    if ident is not None and not _ID_RE.match(ident):
-        raise TxSyntaxError(f"{spec!r}: id= takes letters, digits, '_', '-' or '.'")
-    return keys
-
-
-# -- what comes back ----------------------------------------------------------------
-
-
-@dataclass
-class WorkerReport:
-    """One worker of a distributed run: who it was and what it sent back."""
-
-    name: str  # the gateway id: "tx0", "tx1", ... unless the spec gives id=
-    spec: str
-    shard: tuple[int, int]
-    host: str = ""
-    pid: int = 0
-    python: str = ""
-    clock_offset_ns: int = 0  # worker wall clock minus the controller's
-    rtt_ns: int = 0  # round trip of the best clock exchange
-    late_ns: int | None = None  # how long after the agreed instant its t0 was fixed
-    result: RunResult | None = None  # its share, as received (thresholds unjudged)
-    problem: str = ""  # why its share is missing or untrusted ("" if fine)
-
-    @property
-    def label(self) -> str:
-        where = f" on {self.host}" if self.host else ""
-        return f"{self.name} ({self.spec}{where})"
-
-
-@dataclass
-class DistributedRun:
-    """The merged result (one verdict) and each worker's own share."""
-
-    merged: RunResult
-    workers: list[WorkerReport] = field(default_factory=list)
 
 
 # -- the controller ----------------------------------------------------------------
@@ -241,24 +108,13 @@ def run_distributed(
     specs = parse_tx(",".join(tx)) if tx else ()
     if not specs:
         raise ConfigError("run_distributed() needs at least one gateway spec in tx.")
-    if not scenarios:
-        raise ConfigError("run_distributed() needs at least one scenario.")
-    names = [sc.name for sc in scenarios]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"scenario names must be unique; repeated: {', '.join(dupes)}.")
-    parsed = (
-        parse_thresholds(thresholds, source=threshold_source)
-        if isinstance(thresholds, Mapping)
-        else list(thresholds or ())
-    )
+    check_scenarios(scenarios, "run_distributed()")
+    parsed = threshold_list(thresholds, source=threshold_source)
     payload = _payload(scenarios, options, parsed, threshold_source)
     margin_ns = parse_duration_ns(margin, what="margin", allow_zero=True)
     startup_ns = parse_duration_ns(startup_timeout, what="startup_timeout")
     teardown_ns = parse_duration_ns(options.teardown_timeout, allow_zero=True)
-    run_ns = max(
-        sc.start_time_ns + sc.executor.duration_ns + sc.graceful_stop_ns for sc in scenarios
-    )
+    run_ns = max(sc.end_ns for sc in scenarios)
     bound_ns = run_ns + 2 * teardown_ns + margin_ns
     controller = _Controller(specs, payload, options, startup_ns, bound_ns)
     try:
@@ -268,7 +124,7 @@ def run_distributed(
     finally:
         controller.close()
     return DistributedRun(
-        merged=_merge(controller.workers, scenarios, parsed, options),
+        merged=merge_workers(controller.workers, scenarios, parsed, options),
         workers=controller.workers,
     )
 
@@ -347,8 +203,8 @@ class _Controller:
         n = len(self.specs)
         self._workers: list[_Worker] = []
         for i, spec in enumerate(self.specs):
-            name = _spec_keys(spec).get("id") or f"tx{i}"
-            xspec = spec if "id" in _spec_keys(spec) else f"{spec}//id={name}"
+            name = spec_keys(spec).get("id") or f"tx{i}"
+            xspec = spec if "id" in spec_keys(spec) else f"{spec}//id={name}"
             self._workers.append(_Worker(WorkerReport(name, spec, (i, n)), xspec))
         self._progress_seen = 0
 
@@ -371,11 +227,11 @@ class _Controller:
         setup = {"sys_path": _project_paths(), "cwd": os.getcwd()}
         for i, w in enumerate(self._workers):
             assert w.gateway is not None
-            spec_keys = _spec_keys(w.report.spec)
+            options = spec_keys(w.report.spec)
             channel = w.gateway.remote_exec(_BOOTSTRAP)
             channel.setcallback(partial(self._put, i), endmarker=_END)
             w.channel = channel
-            cwd = setup["cwd"] if "chdir" not in spec_keys else None
+            cwd = setup["cwd"] if "chdir" not in options else None
             self._send(w, ("setup", {**setup, "cwd": cwd}))
             self._send(w, ("run", {"payload": self.payload, "shard": list(w.report.shard)}))
         failures: list[str] = []
@@ -527,7 +383,7 @@ class _Controller:
     # -- the run --------------------------------------------------------------------
     def collect(self) -> None:
         """Receive results, progress and deaths until every worker is done or the bound."""
-        deadline = time.monotonic_ns() + self.bound_ns + 1_000_000_000
+        deadline = time.monotonic_ns() + self.bound_ns + NS_PER_S
         while any(w.state == "running" for w in self._workers):
             item = self._next_event(deadline)
             if item is None:
@@ -545,7 +401,7 @@ class _Controller:
                 self._on_progress(w, kwargs)
             elif name == "result":
                 try:
-                    w.report.result = result_from_dict(json.loads(kwargs["json"]))
+                    w.report.result = RunResult.from_dict(json.loads(kwargs["json"]))
                 except (KeyError, TypeError, ValueError) as exc:
                     w.state = "failed"
                     w.report.problem = f"sent a result that cannot be read: {exc!r}"
@@ -608,22 +464,48 @@ class _Controller:
         return reason
 
     @staticmethod
-    def _exit_code(w: _Worker) -> int | None:
-        popen = getattr(getattr(w.gateway, "_io", None), "popen", None)
-        if popen is None:
-            return None
-        try:
-            code: int | None = popen.wait(timeout=0.5)
-        except Exception:
-            return None
-        return code
+    def _own_child(w: _Worker) -> int | None:
+        """The pid of a popen worker (a child of this process) once it said who it is."""
+        if w.report.pid and "popen" in spec_keys(w.report.spec):
+            return w.report.pid
+        return None
 
-    @staticmethod
-    def _kill(w: _Worker) -> None:
-        io = getattr(w.gateway, "_io", None)
-        kill: Callable[[], None] | None = getattr(io, "kill", None)
-        if kill is not None:
-            kill()
+    @classmethod
+    def _exit_code(cls, w: _Worker, wait_s: float = 0.5) -> int | None:
+        """A popen worker's exit status (negative: killed by that signal), without
+        reaping it (execnet's teardown does), or None when unknown or still running."""
+        pid = cls._own_child(w)
+        if pid is None:
+            return None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return None
+            if info is not None:
+                if info.si_code == os.CLD_EXITED:
+                    return info.si_status
+                return -info.si_status
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    @classmethod
+    def _kill(cls, w: _Worker) -> None:
+        """Stop a worker now: SIGKILL for our own popen child, else ask its gateway to
+        exit (``Group.terminate`` at :meth:`close` kills what is left)."""
+        pid = cls._own_child(w)
+        if pid is not None:
+            # not reaped before close(), so the pid cannot have been reused
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        if w.gateway is not None:
+            try:
+                w.gateway.exit()
+            except Exception:
+                return
 
     def close(self) -> None:
         """Ask every gateway to exit; kill what is still there after two seconds."""
@@ -651,203 +533,3 @@ def _project_paths() -> list[str]:
             continue
         paths.append(entry)
     return paths
-
-
-# -- merging -----------------------------------------------------------------------------
-
-
-def _merge(
-    workers: Sequence[WorkerReport],
-    scenarios: Sequence[Scenario],
-    thresholds: Sequence[Threshold],
-    options: RunOptions,
-) -> RunResult:
-    done = [w for w in workers if w.result is not None and not w.problem]
-    limits = options.health
-    if done:
-        merged = merge_results(
-            [w.result for w in done if w.result is not None],
-            thresholds=thresholds,
-            health=limits,
-            min_tail_samples=options.min_tail_samples,
-            worker_names=[w.name for w in done],
-        )
-    else:
-        merged = _empty_result(scenarios, thresholds, options)
-    problems = [f"{w.label} {w.problem}; its share is missing" for w in workers if w.problem]
-    problems += [
-        f"{w.label} fixed its start {w.late_ns / 1e6:.1f} ms after the agreed instant, so "
-        "its share of the schedule ran late (a slow or overloaded host?)"
-        for w in done
-        if w.late_ns is not None and w.late_ns > limits.max_lag_p99_ns
-    ]
-    for sc in merged.scenarios.values():
-        sc.health.problems += problems
-    return merged
-
-
-def _empty_result(
-    scenarios: Sequence[Scenario], thresholds: Sequence[Threshold], options: RunOptions
-) -> RunResult:
-    """No worker returned anything: a result with no data whose health says so."""
-    from .thresholds import evaluate
-
-    store = MetricStore()
-    declare_builtins(store)
-    results: dict[str, ScenarioResult] = {}
-    for sc in scenarios:
-        health = ScenarioHealth(
-            scenario=sc.name,
-            open_model=sc.open_model,
-            scheduled=0,
-            started=0,
-            dropped=0,
-            interrupted=0,
-            lag_p99_ns=None,
-            iteration_errors=0,
-            target_rate=None,
-            achieved_rate=None,
-        )
-        results[sc.name] = ScenarioResult(
-            name=sc.name,
-            executor=sc.executor.describe(),
-            tags={"scenario": sc.name, **sc.tags},
-            start_offset_ns=sc.start_time_ns,
-            elapsed_ns=0,
-            health=health,
-            timeline=[],
-            error_samples={},
-        )
-    return RunResult(
-        store=store,
-        scenarios=results,
-        thresholds=evaluate(thresholds, store, min_tail_samples=options.min_tail_samples),
-        started_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        duration_ns=0,
-        health_limits=options.health,
-    )
-
-
-# -- the worker -------------------------------------------------------------------------
-
-
-_SPIN_NS = 1_000_000
-
-
-class _StartGate(RealClock):
-    """A real clock whose first reading waits for the agreed start instant.
-
-    :func:`~pytest_certload.engine.runner.run` builds its VUs and HTTP clients, then reads
-    the clock once to fix ``t0`` (nothing is scheduled on the event loop before that
-    reading, so waiting there blocks nothing). Every worker's ``t0`` is therefore the same
-    instant, however long its set-up took; ``late_ns`` records how far past the instant
-    the reading came.
-    """
-
-    def __init__(self, start_perf_ns: int) -> None:
-        self._start = start_perf_ns
-        self.late_ns: int | None = None
-
-    def now_ns(self) -> int:
-        if self.late_ns is None:
-            remaining = self._start - time.perf_counter_ns()
-            if remaining > _SPIN_NS:
-                time.sleep((remaining - _SPIN_NS) / 1e9)
-            now = time.perf_counter_ns()
-            while now < self._start:  # the last millisecond: sleep wake-ups are too coarse
-                now = time.perf_counter_ns()
-            self.late_ns = max(0, now - self._start)
-            self.now_ns = time.perf_counter_ns  # type: ignore[method-assign]
-            return now
-        return time.perf_counter_ns()
-
-
-def serve_worker(channel: Any) -> None:
-    """The worker side (runs in the gateway's process): load, report ready, run, answer."""
-    name, kwargs = channel.receive()
-    if name != "run":
-        return
-    try:
-        scenarios, options, thresholds, source = pickle.loads(kwargs["payload"])
-    except Exception as exc:
-        channel.send(("error", {"phase": "setup", "message": _load_hint(exc)}))
-        return
-    index, count = (int(x) for x in kwargs["shard"])
-
-    def progress(p: Progress) -> None:
-        try:
-            channel.send(("progress", asdict(p)))
-        except Exception:
-            return
-
-    options = replace(options, shard=(index, count), progress=progress)
-    try:
-        _prewarm(scenarios, options)
-    except Exception as exc:
-        channel.send(("error", {"phase": "setup", "message": f"{type(exc).__name__}: {exc}"}))
-        return
-    channel.send(
-        (
-            "ready",
-            {"host": socket.gethostname(), "pid": os.getpid(), "python": sys.version.split()[0]},
-        )
-    )
-    while True:
-        name, kwargs = channel.receive()
-        if name == "clock":
-            channel.send(("clock", {"wall_ns": time.time_ns()}))
-        elif name == "go":
-            break
-        else:
-            return
-    delay = int(kwargs["start_wall_ns"]) - time.time_ns()
-    gate = _StartGate(time.perf_counter_ns() + delay)
-    try:
-        result = _run_gated(scenarios, thresholds, options, gate, source)
-        text = json.dumps(result.to_dict())
-    except Exception as exc:
-        tb = traceback.format_exception(exc)
-        channel.send(("error", {"phase": "run", "message": "".join(tb[-3:]).strip()}))
-        return
-    channel.send(("result", {"json": text, "late_ns": gate.late_ns}))
-
-
-def _prewarm(scenarios: Sequence[Scenario], options: RunOptions) -> None:
-    """Import what the run needs before reporting ready, so the start is not late."""
-    import anyio  # noqa: F401
-
-    from .engine import runner  # noqa: F401
-
-    for http in {options.http, *(sc.http for sc in scenarios if sc.http is not None)}:
-        http.factory()
-    if options.uvloop:
-        with contextlib.suppress(ImportError):
-            import uvloop  # noqa: F401
-
-
-def _run_gated(
-    scenarios: list[Scenario],
-    thresholds: list[Threshold],
-    options: RunOptions,
-    clock: _StartGate,
-    source: str,
-) -> RunResult:
-    """:func:`~pytest_certload.engine.runner.run_sync`, with the start gate as clock."""
-    from .engine.runner import run_sync
-
-    return run_sync(
-        scenarios, thresholds=thresholds, options=options, threshold_source=source, clock=clock
-    )
-
-
-def _load_hint(exc: BaseException) -> str:
-    where = f"{sys.executable} on {socket.gethostname()} (cwd {os.getcwd()})"
-    text = f"could not load the scenarios with {where}: {type(exc).__name__}: {exc}"
-    if isinstance(exc, ImportError | AttributeError):
-        text += (
-            "; the worker imports every scenario's exec function by module and name, so "
-            "that module must be importable there: run from the same checkout path (the "
-            "controller's sys.path is added) or install it as a package; test modules "
-            "collected with --import-mode=importlib are not importable by name"
-        )
-    return text

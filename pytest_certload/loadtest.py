@@ -1,59 +1,50 @@
-"""What the pytest glue delegates to: running scenarios for a test and recording results.
+"""The ``certload`` fixture's object: run scenarios for one test and judge them.
 
-Kept free of pytest imports: it works with anything shaped like a pytest item (``nodeid``,
-``user_properties``, ``get_closest_marker``) so it can be exercised on its own.
+Kept free of pytest imports: :class:`LoadTest` works with anything shaped like a pytest
+item (``nodeid``, ``user_properties``, ``get_closest_marker``), a
+:class:`~pytest_certload.settings.Settings` and a
+:class:`~pytest_certload.record.SessionRecord`, so it can be exercised on its own.
+:func:`validate_marker_kwargs` checks ``@pytest.mark.certload(...)`` at collection.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
 
-from .engine import HTTPOptions, RunOptions, RunResult, Scenario, run_sync
-from .engine.health import HealthLimits
-from .engine.runner import Progress
+from .distributed import run_distributed
+from .engine import HealthLimits, HTTPOptions, Progress, RunOptions, RunResult, Scenario, run_sync
 from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
-from .report.stats import scenario_stats
-from .thresholds import Threshold, parse_thresholds
+from .record import RunRecord, SessionRecord
+from .report.junit import run_properties
+from .settings import Settings
+from .stack import StackInfo
+from .thresholds import Threshold, parse_thresholds, threshold_list
+from .units import NS_PER_S, as_ns
 
-__all__ = [
-    "MARKER_KWARGS",
-    "SMOKE_DEFAULT_NS",
-    "LoadTest",
-    "RunRecord",
-    "SessionRecorder",
-    "ThresholdBreach",
-    "UntrustworthyRun",
-    "settings_of",
-    "validate_marker_kwargs",
-]
+__all__ = ["MARKER_KWARGS", "SMOKE_DEFAULT_NS", "LoadTest", "TestItem", "validate_marker_kwargs"]
 
-SMOKE_DEFAULT_NS = 20_000_000_000
+SMOKE_DEFAULT_NS = 20 * NS_PER_S
 #: keyword arguments of ``@pytest.mark.certload(...)``
 MARKER_KWARGS = ("smoke_duration", "thresholds", "health", "min_tail_samples", "target")
 
 
-class _Item(Protocol):
+class _Marker(Protocol):
+    kwargs: Mapping[str, Any]
+
+
+class TestItem(Protocol):
+    """What :class:`LoadTest` needs of a pytest item."""
+
     nodeid: str
     user_properties: list[tuple[str, object]]
 
-    def get_closest_marker(self, name: str) -> Any: ...
-
-
-def settings_of(config: Any) -> Any:
-    from .plugin import SETTINGS_KEY
-
-    return config.stash[SETTINGS_KEY]
+    def get_closest_marker(self, name: str) -> _Marker | None: ...
 
 
 def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> None:
     """Check ``certload(...)`` marker arguments at collection time."""
-    from .units import as_ns as _ns
-
     if args:
         raise ConfigError(
             f"@pytest.mark.certload takes keyword arguments only (at {where}); got positional "
@@ -66,7 +57,7 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
             f"valid keywords: {', '.join(MARKER_KWARGS)}."
         )
     if "smoke_duration" in kwargs:
-        _ns(kwargs["smoke_duration"], f"smoke_duration of @pytest.mark.certload at {where}")
+        as_ns(kwargs["smoke_duration"], f"smoke_duration of @pytest.mark.certload at {where}")
     if "thresholds" in kwargs:
         parse_thresholds(kwargs["thresholds"], source=where)
     if "health" in kwargs:
@@ -80,80 +71,39 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
             )
 
 
-@dataclass
-class RunRecord:
-    nodeid: str
-    label: str
-    result: RunResult
-    target: str
-    path: Path | None = None
-
-
-@dataclass
-class SessionRecorder:
-    """Everything measured in this pytest session, for the end-of-run reports."""
-
-    KEY: ClassVar[Any] = None  # set by the plugin to a pytest StashKey
-    output_dir: Path
-    target: str = ""
-    target_details: dict[str, Any] = field(default_factory=dict)
-    records: list[RunRecord] = field(default_factory=list)
-    outcomes: dict[str, str] = field(default_factory=dict)
-
-    def add(self, record: RunRecord) -> None:
-        self.records.append(record)
-        record.path = self._write(record)
-
-    def _write(self, record: RunRecord) -> Path | None:
-        """Persist one run at once, so a later crash cannot lose what it measured."""
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", record.nodeid).strip("_")[:150]
-        directory = self.output_dir / "runs"
-        index = sum(1 for r in self.records if r.nodeid == record.nodeid)
-        path = directory / f"{name}.{index}.json"
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            payload = {
-                "nodeid": record.nodeid,
-                "label": record.label,
-                "target": record.target,
-                "result": record.result.to_dict(),
-                "thresholds": [
-                    {
-                        "selector": r.threshold.selector,
-                        "expression": r.threshold.expression,
-                        "ok": r.ok,
-                        "observed": r.observed,
-                        "count": r.count,
-                        "reason": r.reason,
-                        "source": r.threshold.source,
-                    }
-                    for r in record.result.thresholds
-                ],
-            }
-            path.write_text(json.dumps(payload, indent=1, default=str))
-        except OSError:
-            return None
-        return path
-
-
 class LoadTest:
-    """The ``certload`` fixture: runs scenarios for one test and judges them."""
+    """The ``certload`` fixture: runs scenarios for one test and judges them.
 
-    def __init__(self, item: _Item, settings: Any, recorder: SessionRecorder) -> None:
+    A threshold breach of a trustworthy run raises :class:`ThresholdBreach` from
+    :meth:`run` (the test fails in its call phase); a run whose generator could not
+    deliver the load, or whose target never answered, raises :class:`UntrustworthyRun`
+    from :meth:`finish` (the test errors at teardown).
+    """
+
+    def __init__(
+        self,
+        item: TestItem,
+        settings: Settings,
+        session: SessionRecord,
+        *,
+        stack: StackInfo | None = None,
+    ) -> None:
         self._item = item
         self.settings = settings
-        self._recorder = recorder
+        self._session = session
+        #: the session's stack when the test uses ``certload_stack``
+        self.stack = stack
         self.results: list[RunResult] = []
         self._pending: list[str] = []
         marker = item.get_closest_marker("certload")
         self._marker: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
-        self.progress_sink: Any = None  # set by the plugin: callable(str) printing a line
-        self.stack: Any = None  # the session's StackInfo when the test uses certload_stack
+        #: where progress lines go while a run is in progress (set by the plugin)
+        self.progress_sink: Callable[[str], None] | None = None
 
     # -- options --------------------------------------------------------------------
     @property
     def target(self) -> str:
-        return str(self._marker.get("target") or self._recorder.target or "")
+        return str(self._marker.get("target") or self._session.target or "")
 
     def http_options(self, **overrides: Any) -> HTTPOptions:
         verify: bool | str = True
@@ -164,8 +114,7 @@ class LoadTest:
             verify = ca
         elif self.stack is not None:
             verify = str(self.stack.ca) if self.stack.ca else self.stack.verify_tls
-        base = HTTPOptions(backend=self.settings.http_backend, verify=verify)
-        return HTTPOptions(**{**base.__dict__, **overrides})
+        return replace(HTTPOptions(backend=self.settings.http_backend, verify=verify), **overrides)
 
     def _duration_for(self, sc: Scenario, smoke_ns: int | None) -> Scenario:
         if self.settings.duration_ns is not None:
@@ -193,22 +142,14 @@ class LoadTest:
         marker's, else 20 s); ``--certload-duration`` overrides both. Thresholds of the
         marker are added to ``thresholds``.
         """
-        from .units import as_ns as _ns
-
         source = self._item.nodeid
-        parsed: list[Threshold] = []
-        if thresholds is not None:
-            parsed += (
-                parse_thresholds(thresholds, source=source)
-                if isinstance(thresholds, Mapping)
-                else list(thresholds)
-            )
+        parsed = threshold_list(thresholds, source=source)
         if "thresholds" in self._marker:
             parsed += parse_thresholds(
                 self._marker["thresholds"], source=f"@pytest.mark.certload of {source}"
             )
         smoke = smoke_duration if smoke_duration is not None else self._marker.get("smoke_duration")
-        smoke_ns = _ns(smoke, "smoke_duration") if smoke is not None else None
+        smoke_ns = as_ns(smoke, "smoke_duration") if smoke is not None else None
         scs = [self._duration_for(sc, smoke_ns) for sc in scenarios]
         health = self.settings.health
         if "health" in self._marker:
@@ -223,8 +164,6 @@ class LoadTest:
             progress_every=self.settings.progress_ns or "10s",
         )
         if self.settings.tx:
-            from .distributed import run_distributed
-
             result = run_distributed(
                 scs,
                 tx=self.settings.tx,
@@ -235,8 +174,8 @@ class LoadTest:
         else:
             result = run_sync(scs, thresholds=parsed, options=options, threshold_source=source)
         self.results.append(result)
-        self._recorder.add(RunRecord(source, label, result, self.target))
-        self._add_properties(result)
+        self._session.add(RunRecord(source, label, result, self.target))
+        self._item.user_properties.extend(run_properties(result))
         return self._judge(result)
 
     def _progress(self, p: Progress) -> None:
@@ -248,34 +187,6 @@ class LoadTest:
             f"{p.rate_per_s:7.1f} it/s, {p.iterations:,} iterations, "
             f"{p.failed:,} failed requests, {p.dropped:,} dropped, {p.vus} VUs"
         )
-
-    def _add_properties(self, result: RunResult) -> None:
-        props = self._item.user_properties
-        for name in result.scenarios:
-            stats = scenario_stats(result, name)
-            for key in (
-                "requests",
-                "rps",
-                "p50_ms",
-                "p90_ms",
-                "p95_ms",
-                "p99_ms",
-                "max_ms",
-                "error_rate",
-                "lag_p99_ms",
-            ):
-                value = stats.get(key)
-                if value is not None:
-                    props.append((f"certload.{name}.{key}", _fmt(value)))
-        for r in result.thresholds:
-            verdict = "ok" if r.ok else "breached"
-            props.append(
-                (
-                    f"certload.threshold.{r.threshold.selector}.{r.threshold.expression}",
-                    f"{verdict}: {r.message()}",
-                )
-            )
-        props.append(("certload.verdict", verdict_of(result)))
 
     def _judge(self, result: RunResult) -> RunResult:
         if result.unreachable:
@@ -306,19 +217,3 @@ class LoadTest:
         """Called at fixture teardown: an untrustworthy or unreachable run errors here."""
         if self._pending:
             raise UntrustworthyRun("\n".join(self._pending))
-
-
-def verdict_of(result: RunResult) -> str:
-    if result.unreachable:
-        return "unreachable"
-    if not result.trustworthy:
-        return "untrustworthy"
-    if result.breaches or result.aborted:
-        return "breached"
-    return "passed"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)

@@ -1,0 +1,151 @@
+"""Baselines and comparisons in words: report lines and the measured-baseline table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from ..report.meta import target_text
+from ..units import format_ms
+from .compare import Comparison, Finding, Rule
+from .model import Baseline
+
+__all__ = ["ReportLine", "comparison_lines", "finding_text", "markdown_table", "rule_text"]
+
+
+class ReportLine(NamedTuple):
+    """One line of a comparison; ``bad`` marks a regression or a failed comparison."""
+
+    text: str
+    bad: bool = False
+
+
+def rule_text(rule: Rule) -> str:
+    return (
+        f"regression = increase > {rule.min_relative:.0%} and > "
+        f"{format_ms(rule.min_absolute_ns)}, with the {rule.confidence:.0%} intervals "
+        "of the two quantiles apart"
+    )
+
+
+def finding_text(f: Finding) -> str:
+    """``http_req_duration{scenario:x} p(95): regression: 20.1 ms -> 30.2 ms (+50.2 %, ...)``."""
+    head = f"{f.selector} p({f.quantile:g})"
+    if f.baseline_ns is None or f.current_ns is None:
+        return f"{head}: {f.verdict}: {f.reason}"
+    delta = f.current_ns - f.baseline_ns
+    rel = delta / f.baseline_ns if f.baseline_ns else math.inf
+    sign = "+" if delta >= 0 else "-"
+    text = (
+        f"{head}: {f.verdict}: {format_ms(f.baseline_ns)} -> "
+        f"{format_ms(f.current_ns)} ({sign}{abs(rel):.1%}, {sign}{format_ms(abs(delta))})"
+    )
+    if f.baseline_ci and f.current_ci:
+        text += (
+            f"; intervals [{format_ms(f.baseline_ci[0])}, {format_ms(f.baseline_ci[1])}]"
+            f" vs [{format_ms(f.current_ci[0])}, {format_ms(f.current_ci[1])}]"
+        )
+    return text + (f"; {f.reason}" if f.reason else "")
+
+
+def comparison_lines(c: Comparison, *, verbose: bool = True) -> list[ReportLine]:
+    """The comparison as lines; ``verbose=False`` leaves out the unchanged quantiles."""
+    base = c.baseline
+    out = [
+        ReportLine(
+            f"baseline {base.name!r}: captured {base.captured_at} at {_short(base.commit)} "
+            f"on {_machine_text(base.machine)}, target {_target_text(base.target)}"
+        ),
+        ReportLine(f"rule: {rule_text(c.rule)}"),
+    ]
+    kinds = {base.target_kind, c.current.target_kind}
+    if len(kinds) > 1 and "unknown" not in kinds:
+        out.append(
+            ReportLine(
+                f"! the baseline measured {_target_text(base.target)} but this run measured "
+                f"{_target_text(c.current.target)}: the comparison mixes targets"
+            )
+        )
+    shown = [f for f in c.findings if verbose or f.verdict != "same"]
+    for f in shown:
+        bad = f.verdict == "regression"
+        out.append(ReportLine(f"  {'✗' if bad else '·'} {finding_text(f)}", bad))
+    if len(shown) < len(c.findings):
+        out.append(
+            ReportLine(
+                f"  · {len(c.findings) - len(shown)} more quantile(s) unchanged "
+                "(within the noise or below the minimum effect; -v lists them)"
+            )
+        )
+    out += [ReportLine(f"  ! {m}") for m in c.missing]
+    if c.regressions:
+        out.append(
+            ReportLine(f"{len(c.regressions)} regression(s) against baseline {base.name!r}", True)
+        )
+    else:
+        out.append(ReportLine(f"no regression against baseline {base.name!r}"))
+    return out
+
+
+def _short(commit: str) -> str:
+    return commit[:10] if commit else "unknown commit"
+
+
+def _machine_text(machine: Mapping[str, Any]) -> str:
+    parts = [str(machine.get("runner") or machine.get("hostname") or "unknown host")]
+    if machine.get("cpus"):
+        parts.append(f"{machine['cpus']} CPUs")
+    platform = str(machine.get("platform") or "")
+    if platform:
+        parts.append("-".join(platform.split("-")[:2]))  # e.g. Linux-6.8.0
+    return ", ".join(parts)
+
+
+def _target_text(target: Mapping[str, Any]) -> str:
+    return target_text(target, unrecorded="an unrecorded target")
+
+
+def _captured(b: Baseline) -> str:
+    date = b.captured_at[:10] or "unknown date"
+    text = f"{date}, `{_short(b.commit)}`, {_machine_text(b.machine)}"
+    if b.target_kind != "certctl":
+        text += f"; against {_target_text(b.target)}"
+    return text
+
+
+def _pct(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.2%}"
+
+
+def markdown_table(baselines: Iterable[Baseline], *, markdown: bool = True) -> str:
+    """The operator page's "measured baseline" table: one row per scenario and metric."""
+    header = ["Scenario", "Metric", "p50", "p95", "p99", "Error rate", "Iterations", "Captured"]
+    rows: list[list[str]] = []
+    for b in baselines:
+        for name, sc in b.scenarios.items():
+            for metric in sc.gated:
+                sink = sc.trends[metric]
+                q = sink.quantiles((50, 95, 99))
+                is_latency = metric == sc.latency_metric
+                rows.append(
+                    [
+                        f"`{name}`",
+                        f"`{metric}`",
+                        format_ms(q[50]),
+                        format_ms(q[95]),
+                        format_ms(q[99]),
+                        _pct(sc.error_rate) if is_latency else "—",
+                        f"{sc.iterations:,}" if is_latency else "—",
+                        _captured(b),
+                    ]
+                )
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    plain = [[c.replace("`", "") for c in r] for r in [header, *rows]]
+    widths = [max(len(r[i]) for r in plain) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in plain
+    )

@@ -1,0 +1,161 @@
+"""What a run is asked to do: scenarios, HTTP options and run options (frozen, picklable).
+
+These are plain data: a :class:`Scenario` travels to ``--certload-tx`` workers by pickle,
+so everything here but the iteration function itself is data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from ..http import DEFAULT_BACKEND
+from ..metrics import MetricType
+from ..units import DurationLike, as_ns
+from .executors import ConstantArrivalRate, Executor, RampingArrivalRate
+from .health import HealthLimits
+
+if TYPE_CHECKING:
+    from ..http import Client
+    from .results import Progress
+    from .vu import VU
+
+__all__ = [
+    "METRIC_KINDS",
+    "HTTPOptions",
+    "IterationFn",
+    "RunOptions",
+    "Scenario",
+    "check_scenarios",
+]
+
+IterationFn = Callable[["VU"], Awaitable[None]]
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+#: the kinds a scenario's custom metric may be declared as: kind -> (type, is a time trend)
+METRIC_KINDS: Mapping[str, tuple[MetricType, bool]] = {
+    "trend": (MetricType.TREND, False),
+    "time": (MetricType.TREND, True),
+    "counter": (MetricType.COUNTER, False),
+    "rate": (MetricType.RATE, False),
+    "gauge": (MetricType.GAUGE, False),
+}
+
+
+@dataclass(frozen=True)
+class HTTPOptions:
+    """How VUs talk HTTP: backend, TLS verification, HTTP/2, connection reuse, timeout.
+
+    ``verify`` is True (system trust store), False, or a CA bundle path; the SSL
+    contexts are made by the HTTP backends following :mod:`pytest_certload.http.tls`.
+    """
+
+    backend: str = DEFAULT_BACKEND
+    verify: bool | str = True
+    http2: bool = False
+    fresh_connection: bool = False
+    timeout: DurationLike = "60s"
+
+    def factory(self) -> Callable[[], Client]:
+        """A function making one client per VU."""
+        from ..http import make_client
+
+        return partial(
+            make_client,
+            self.backend,
+            verify=self.verify,
+            http2=self.http2,
+            fresh_connection=self.fresh_connection,
+            timeout_ns=as_ns(self.timeout, "HTTP timeout"),
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A k6 scenario: an async iteration function driven by an executor.
+
+    ``metrics`` declares custom metrics the iteration records, name -> kind, where kind is
+    ``time`` (a Trend of nanosecond durations), ``trend``, ``counter``, ``rate`` or
+    ``gauge``. ``http`` overrides the run's HTTP options for this scenario (e.g.
+    ``fresh_connection=True`` for handshake probes). ``expected_statuses`` are the
+    statuses that do not count as failed requests (default 200-399).
+    """
+
+    name: str
+    exec: IterationFn
+    executor: Executor
+    start_time: DurationLike = 0
+    graceful_stop: DurationLike = "30s"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    http: HTTPOptions | None = None
+    expected_statuses: Collection[int] | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ConfigError(
+                f"{self.name!r} is not a valid scenario name; use letters, digits, '_', '-' "
+                "or '.', e.g. 'issuance_acceptance'."
+            )
+        if not callable(self.exec):
+            raise ConfigError(f"exec of scenario {self.name!r} is {self.exec!r}, not a function.")
+        as_ns(self.start_time, f"start_time of scenario {self.name!r}", allow_zero=True)
+        as_ns(self.graceful_stop, f"graceful_stop of scenario {self.name!r}", allow_zero=True)
+        for metric, kind in self.metrics.items():
+            if kind not in METRIC_KINDS:
+                raise ConfigError(
+                    f"{kind!r} is not a metric kind (custom metric {metric!r} of scenario "
+                    f"{self.name!r}); use one of {', '.join(METRIC_KINDS)}."
+                )
+
+    @property
+    def start_time_ns(self) -> int:
+        return as_ns(self.start_time, "start_time", allow_zero=True)
+
+    @property
+    def graceful_stop_ns(self) -> int:
+        return as_ns(self.graceful_stop, "graceful_stop", allow_zero=True)
+
+    @property
+    def open_model(self) -> bool:
+        return isinstance(self.executor, ConstantArrivalRate | RampingArrivalRate)
+
+    @property
+    def end_ns(self) -> int:
+        """Latest end of this scenario from the run start: start, duration, graceful stop."""
+        return self.start_time_ns + self.executor.duration_ns + self.graceful_stop_ns
+
+    def with_duration(self, duration_ns: int) -> Scenario:
+        """The same scenario with its executor's duration replaced (stages scaled)."""
+        return replace(self, executor=self.executor.with_duration(duration_ns))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything about a run that is not a scenario or a threshold."""
+
+    http: HTTPOptions = field(default_factory=HTTPOptions)
+    health: HealthLimits = field(default_factory=HealthLimits)
+    min_tail_samples: int = 1
+    interval: DurationLike = "1s"
+    teardown_timeout: DurationLike = "5s"
+    progress: Callable[[Progress], None] | None = None
+    progress_every: DurationLike = "10s"
+    uvloop: bool = True
+    #: ``(index, count)``: run only this worker's share of every scenario (multi-process
+    #: runs): open-model iteration k when ``k % count == index``, closed-model VU i when
+    #: ``i % count == index``, and a matching share of ``pre_allocated_vus``/``max_vus``
+    shard: tuple[int, int] | None = None
+
+
+def check_scenarios(scenarios: Sequence[Scenario], caller: str) -> None:
+    """A run needs at least one scenario, and scenario names must be unique in it."""
+    if not scenarios:
+        raise ConfigError(f"{caller} needs at least one scenario.")
+    names = [sc.name for sc in scenarios]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"scenario names must be unique; repeated: {', '.join(dupes)}.")

@@ -1,0 +1,280 @@
+"""The record of a session: the one writer and reader of its files.
+
+A session's output directory (``--certload-output-dir``, default ``certload-results``)
+holds, besides the reports:
+
+* ``runs/<test>.<n>.json``: one file per run, written the moment the run ends, so a
+  later crash cannot lose what it measured (:data:`RUN_FORMAT`; the full
+  :class:`~pytest_certload.engine.RunResult` in integer nanoseconds, HDR histograms
+  included);
+* ``session.json``: the session index (:data:`SESSION_FORMAT`): what was measured
+  (target, profile, HTTP backend), where (machine, generator version), the run files in
+  order and each test's outcome. Rewritten after every run and at the session's end.
+
+:class:`SessionRecord` is that record in memory; reports and baselines read it, never
+pytest objects. :meth:`SessionRecord.read` reads a finished session back. Imports no
+pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .engine import RunResult
+from .errors import RecordError
+
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "RUNS_DIR",
+    "RUN_FORMAT",
+    "SESSION_FILE",
+    "SESSION_FORMAT",
+    "RunRecord",
+    "SessionRecord",
+    "generator_version",
+    "machine",
+    "now_iso",
+]
+
+#: ``--certload-output-dir``'s default
+DEFAULT_OUTPUT_DIR = Path("certload-results")
+#: layout of ``runs/*.json``; 2: every duration in integer ns (timeline rows included),
+#: judged thresholds kept (1 had timeline rows in float seconds and ms)
+RUN_FORMAT = 2
+#: layout of ``session.json``
+SESSION_FORMAT = 1
+SESSION_FILE = "session.json"
+RUNS_DIR = "runs"
+_RERUN_HINT = "run the session again with this version of pytest-certload"
+
+
+def generator_version() -> str:
+    """This pytest-certload's version (``unknown`` when it is not installed)."""
+    try:
+        return metadata.version("pytest-certload")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """Where the load was generated."""
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+
+
+def now_iso() -> str:
+    """Now, UTC, to the second, as every record and report stamps it."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRecord:
+    """One run of one test: the result and where it was written."""
+
+    nodeid: str
+    label: str
+    result: RunResult
+    target: str
+    path: Path | None = None  # the run file (None until written, or when writing failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_format": RUN_FORMAT,
+            "nodeid": self.nodeid,
+            "label": self.label,
+            "target": self.target,
+            "result": self.result.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, path: Path | None = None) -> RunRecord:
+        where = str(path) if path is not None else "a run record"
+        _check_format(data, "run_format", RUN_FORMAT, where)
+        try:
+            return cls(
+                nodeid=str(data["nodeid"]),
+                label=str(data["label"]),
+                result=RunResult.from_dict(data["result"]),
+                target=str(data["target"]),
+                path=path,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(
+                f"{where} is not a valid run file ({type(exc).__name__}: {exc}); {_RERUN_HINT}."
+            ) from exc
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RecordError(f"cannot read run file {path}: {exc}") from exc
+        return cls.from_dict(data, path=path)
+
+
+@dataclass
+class SessionRecord:
+    """Everything measured in one pytest session, in the order it was measured."""
+
+    output_dir: Path
+    profile: str | None = None
+    http_backend: str | None = None
+    target: str = ""
+    target_details: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=machine)
+    generator_version: str = field(default_factory=generator_version)
+    started_at: str = field(default_factory=now_iso)
+    finished_at: str = ""
+    records: list[RunRecord] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    #: files that could not be written (the reports name them; the data stays in memory)
+    write_errors: list[str] = field(default_factory=list)
+
+    # -- filling it -------------------------------------------------------------------------
+    def add(self, record: RunRecord) -> None:
+        """Keep ``record`` and write its run file (and the index) at once."""
+        self.records.append(record)
+        record.path = self._write_run(record)
+        self.write_index()
+
+    def set_outcome(self, nodeid: str, when: str, outcome: str) -> None:
+        """A test report's outcome: a failed set-up or teardown makes the test an error."""
+        if outcome == "failed" and when != "call":
+            self.outcomes[nodeid] = "error"
+        elif when == "call" and self.outcomes.get(nodeid) != "error":
+            self.outcomes[nodeid] = outcome
+
+    def outcome(self, nodeid: str) -> str:
+        return self.outcomes.get(nodeid, "")
+
+    @property
+    def target_record(self) -> dict[str, Any]:
+        """The target as reports and baselines store it: ``{"label": ..., **details}``."""
+        return {"label": self.target or "", **self.target_details}
+
+    # -- files ------------------------------------------------------------------------------
+    def _write_run(self, record: RunRecord) -> Path | None:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", record.nodeid).strip("_")[:150]
+        index = sum(1 for r in self.records if r.nodeid == record.nodeid)
+        path = self.output_dir / RUNS_DIR / f"{name}.{index}.json"
+        try:
+            _write_json(path, record.to_dict(), indent=1)
+        except OSError as exc:
+            self.write_errors.append(f"run file {path}: {exc}")
+            return None
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_format": SESSION_FORMAT,
+            "profile": self.profile,
+            "http_backend": self.http_backend,
+            "target": self.target_record,
+            "machine": self.machine,
+            "generator_version": self.generator_version,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "runs": [
+                {
+                    "nodeid": r.nodeid,
+                    "file": r.path.name if r.path is not None else None,
+                    "outcome": self.outcome(r.nodeid),
+                }
+                for r in self.records
+            ],
+        }
+
+    def write_index(self) -> Path | None:
+        """Write ``session.json``; a failure is recorded in :attr:`write_errors`."""
+        path = self.output_dir / SESSION_FILE
+        try:
+            _write_json(path, self.to_dict(), indent=1)
+        except OSError as exc:
+            message = f"session index {path}: {exc}"
+            if message not in self.write_errors:
+                self.write_errors.append(message)
+            return None
+        return path
+
+    @classmethod
+    def read(cls, output_dir: Path) -> SessionRecord:
+        """The session recorded in ``output_dir`` (its index and every run file it lists).
+
+        Stale run files of earlier sessions left in ``runs/`` are ignored.
+        """
+        index = output_dir / SESSION_FILE
+        try:
+            data = json.loads(index.read_text())
+        except FileNotFoundError:
+            raise RecordError(
+                f"no {index}: point at the --certload-output-dir of a finished "
+                f"pytest-certload session (default {DEFAULT_OUTPUT_DIR})."
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise RecordError(f"cannot read {index}: {exc}") from exc
+        _check_format(data, "session_format", SESSION_FORMAT, str(index))
+        try:
+            target = dict(data["target"])
+            session = cls(
+                output_dir=output_dir,
+                profile=data["profile"],
+                http_backend=data["http_backend"],
+                target=str(target.pop("label", "")),
+                target_details=target,
+                machine=dict(data["machine"]),
+                generator_version=str(data["generator_version"]),
+                started_at=str(data["started_at"]),
+                finished_at=str(data["finished_at"]),
+            )
+            runs = list(data["runs"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{index} is not a valid session index: {exc!r}") from exc
+        for run in runs:
+            name = run.get("file")
+            if not name:
+                raise RecordError(
+                    f"the run of {run.get('nodeid')!r} was never written (see the session's "
+                    f"terminal summary); {index} cannot be read back whole."
+                )
+            path = output_dir / RUNS_DIR / str(name)
+            if not path.is_file():
+                raise RecordError(
+                    f"the run file of {run.get('nodeid')!r} is missing: {path}; keep "
+                    f"{output_dir / RUNS_DIR} beside {SESSION_FILE}."
+                )
+            session.records.append(RunRecord.read(path))
+            if run.get("outcome"):
+                session.outcomes[str(run["nodeid"])] = str(run["outcome"])
+        return session
+
+
+def _check_format(data: object, key: str, expected: int, where: str) -> None:
+    version = data.get(key) if isinstance(data, Mapping) else None
+    if version != expected:
+        raise RecordError(
+            f"{where} has {key} {version!r}; this version of pytest-certload reads format "
+            f"{expected}: {_RERUN_HINT}."
+        )
+
+
+def _write_json(path: Path, data: Mapping[str, Any], *, indent: int) -> None:
+    """Write atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent, default=str))
+    tmp.replace(path)
