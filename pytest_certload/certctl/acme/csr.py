@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from ...errors import ConfigError
-from .jose import b64url
+from .jose import PrivateKey, b64url
 
 __all__ = [
     "CSR_KEY_TYPES",
@@ -31,7 +31,8 @@ __all__ = [
 
 CsrKeyType = Literal["ec-p256", "rsa-2048", "ed25519"]
 CSR_KEY_TYPES: tuple[CsrKeyType, ...] = ("ec-p256", "rsa-2048", "ed25519")
-CertKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+#: a certificate's private key: any key type a JWS account key may have
+CertKey: TypeAlias = PrivateKey
 _PEM_RE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
