@@ -166,7 +166,7 @@ def _payload(
                 f"({type(exc).__name__}: {exc}). Its exec must be a module-level function "
                 "and its other fields plain data (executors, HTTPOptions, dicts)."
             ) from None
-    shipped_options = replace(options, progress=None, shard=None)
+    shipped_options = replace(options, progress=None, shard=None, stop=None)
     abortable = [t for t in thresholds if t.abort_on_fail]
     return pickle.dumps((list(scenarios), shipped_options, abortable, source))
 

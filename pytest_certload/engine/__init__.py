@@ -17,7 +17,7 @@ from .executors import (
 )
 from .health import HealthLimits, ScenarioHealth
 from .merge import merge_results
-from .options import HTTPOptions, RunOptions, Scenario
+from .options import HTTPOptions, RunOptions, Scenario, StopRequest
 from .results import Progress, RunResult, ScenarioResult
 from .runner import run, run_sync
 from .timeline import Timeline, TimelineRow
@@ -43,6 +43,7 @@ __all__ = [
     "ScenarioHealth",
     "ScenarioResult",
     "Stage",
+    "StopRequest",
     "Timeline",
     "TimelineRow",
     "VirtualClock",

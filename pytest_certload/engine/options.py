@@ -7,6 +7,7 @@ so everything here but the iteration function itself is data.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -30,6 +31,7 @@ __all__ = [
     "IterationFn",
     "RunOptions",
     "Scenario",
+    "StopRequest",
     "check_scenarios",
 ]
 
@@ -133,6 +135,26 @@ class Scenario:
         return replace(self, executor=self.executor.with_duration(duration_ns))
 
 
+class StopRequest:
+    """A request, from any thread, to end a run early (SIGTERM, a lost controller).
+
+    The run stops within one timeline interval of :meth:`set`, as an abort does: what it
+    measured so far is kept and judged, and ``RunResult.aborted`` gives the reason.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Everything about a run that is not a scenario or a threshold."""
@@ -149,6 +171,8 @@ class RunOptions:
     #: runs): open-model iteration k when ``k % count == index``, closed-model VU i when
     #: ``i % count == index``, and a matching share of ``pre_allocated_vus``/``max_vus``
     shard: tuple[int, int] | None = None
+    #: when set, the run ends early (not shipped to ``--certload-tx`` workers)
+    stop: StopRequest | None = None
 
 
 def check_scenarios(scenarios: Sequence[Scenario], caller: str) -> None:

@@ -102,6 +102,8 @@ async def run(
             for r in runs:
                 if r.unreachable(now, options.health):
                     abort_all(f"unreachable: {r.ctx.first_connect_error}")
+            if options.stop is not None and options.stop.is_set():
+                abort_all(f"stopped: {options.stop.reason}")
             if abortable:
                 for res in abort_check(
                     abortable, store, elapsed_ns=elapsed, min_tail_samples=options.min_tail_samples

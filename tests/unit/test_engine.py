@@ -20,6 +20,7 @@ from pytest_certload.engine import (
     RunResult,
     Scenario,
     Stage,
+    StopRequest,
     VirtualClock,
     arrival_offsets_ns,
     executor_from_dict,
@@ -501,3 +502,20 @@ def test_the_unreachable_rule_is_a_health_limit() -> None:
     assert not limits.unreachable(answered=1, connect_errors=500, elapsed_ns=60 * S)
     patient = HealthLimits(unreachable_connect_errors=50, unreachable_after_ns=10 * S)
     assert not patient.unreachable(answered=0, connect_errors=10, elapsed_ns=2 * S)
+
+
+def test_a_stop_request_ends_the_run_within_an_interval_and_keeps_its_data() -> None:
+    stop = StopRequest()
+
+    async def work(vu: VU) -> None:
+        await vu.sleep(0.01)
+        if vu.iteration == 20:
+            stop.set("SIGTERM")
+
+    result = _run(
+        [Scenario("s", work, ConstantArrivalRate(10, "60s", pre_allocated_vus=2))],
+        options=RunOptions(stop=stop),
+    )
+    assert result.aborted == "stopped: SIGTERM"
+    assert result.duration_ns < 10 * S
+    assert _count(result, "iterations", scenario="s") >= 20
