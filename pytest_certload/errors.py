@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "HTTPStatusError",
     "OptionValueError",
+    "PreflightError",
     "RecordError",
     "SeedError",
     "ServiceError",
@@ -132,3 +133,15 @@ class AcmeError(CertloadError):
     def __init__(self, message: str, problem: AcmeProblem | None = None) -> None:
         super().__init__(message)
         self.problem = problem
+
+
+class PreflightError(ServiceError):
+    """The pre-flight check found the stack unusable before any load was sent.
+
+    ``problems`` holds one line per problem (what failed, where, the cause, the option
+    to fix); the message lists them all. Neither ever holds a token or a password.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems

@@ -8,18 +8,23 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .errors import ConfigError
+from .errors import ConfigError, PreflightError
+from .interrupts import Interrupts
 from .loadtest import LoadTest
-from .record import SessionRecord
+from .record import SERVICE_LOGS_DIR, SessionRecord
+from .redaction import Redactor, redact_url
 from .settings import Settings
 from .stack import StackInfo
-from .stack.session import open_stack
+from .stack.session import OpenStack, open_stack
 
 if TYPE_CHECKING:
     from .seed import SeedReport
 
 __all__ = [
+    "INTERRUPTS_KEY",
     "LOADTEST_KEY",
+    "OPEN_STACK_KEY",
+    "REDACTOR_KEY",
     "SESSION_KEY",
     "SETTINGS_KEY",
     "certload",
@@ -34,6 +39,12 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey[SessionRecord]()
 #: a test's ``certload`` object, on its item's ``stash`` while the test runs
 LOADTEST_KEY = pytest.StashKey[LoadTest]()
+#: the session's secrets, scrubbed from every report (``config.stash``)
+REDACTOR_KEY = pytest.StashKey[Redactor]()
+#: the session's SIGTERM policy (``config.stash``)
+INTERRUPTS_KEY = pytest.StashKey[Interrupts]()
+#: the session's open stack while ``certload_stack`` is set up (``config.stash``)
+OPEN_STACK_KEY = pytest.StashKey[OpenStack]()
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +66,31 @@ def certload_stack(
     """
     settings = pytestconfig.stash[SETTINGS_KEY]
     session = pytestconfig.stash[SESSION_KEY]
-    with open_stack(settings.stack_request(), work_dir=tmp_path_factory.mktemp("stack")) as opened:
-        session.target = opened.label
-        session.target_details = opened.details
-        yield opened.info
+    redactor = pytestconfig.stash[REDACTOR_KEY]
+    with open_stack(
+        settings.stack_request(),
+        work_dir=tmp_path_factory.mktemp("stack"),
+        logs_dir=session.output_dir / SERVICE_LOGS_DIR,
+    ) as opened:
+        info = opened.info
+        for secret in (info.token, info.admin_token):
+            redactor.add(secret)
+        redactor.add_dsn(info.dsn)
+        redactor.add_url(info.certctl_url)
+        session.target = redactor.scrub(opened.label)
+        session.target_details = {**opened.details, "url": redact_url(info.certctl_url)}
+        if not info.verify_tls:
+            session.target_details["tls_verify"] = False
+        try:
+            opened.preflight()
+        except PreflightError as exc:
+            # every test of the stack errors with the causes, not a traceback
+            pytest.fail(redactor.scrub(str(exc)), pytrace=False)
+        pytestconfig.stash[OPEN_STACK_KEY] = opened
+        try:
+            yield info
+        finally:
+            del pytestconfig.stash[OPEN_STACK_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +124,12 @@ def certload(request: pytest.FixtureRequest) -> Iterator[LoadTest]:
         stack = request.getfixturevalue("certload_stack")
     config = request.config
     load = LoadTest(
-        request.node, config.stash[SETTINGS_KEY], config.stash[SESSION_KEY], stack=stack
+        request.node,
+        config.stash[SETTINGS_KEY],
+        config.stash[SESSION_KEY],
+        stack=stack,
+        interrupts=config.stash[INTERRUPTS_KEY],
+        watch=config.stash.get(OPEN_STACK_KEY, None),
     )
     request.node.stash[LOADTEST_KEY] = load
     yield load

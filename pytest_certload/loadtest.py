@@ -14,20 +14,34 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from .distributed import run_distributed
-from .engine import HealthLimits, HTTPOptions, Progress, RunOptions, RunResult, Scenario, run_sync
+from .engine import (
+    HealthLimits,
+    HTTPOptions,
+    Progress,
+    RunOptions,
+    RunResult,
+    Scenario,
+    StopRequest,
+    run_sync,
+)
 from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
+from .interrupts import Interrupts
 from .record import RunRecord, SessionRecord
 from .report.junit import run_properties
 from .settings import Settings
 from .stack import StackInfo
+from .stack.session import OpenStack
 from .thresholds import Threshold, parse_thresholds, threshold_list
-from .units import NS_PER_S, as_ns
+from .units import DURATION_GRAMMAR, NS_PER_S, parse_duration_ns
 
 __all__ = ["MARKER_KWARGS", "SMOKE_DEFAULT_NS", "LoadTest", "TestItem", "validate_marker_kwargs"]
 
 SMOKE_DEFAULT_NS = 20 * NS_PER_S
 #: keyword arguments of ``@pytest.mark.certload(...)``
 MARKER_KWARGS = ("smoke_duration", "thresholds", "health", "min_tail_samples", "target")
+
+
+_STACK_DIED = "the stack's service died during the run"
 
 
 class _Marker(Protocol):
@@ -41,6 +55,16 @@ class TestItem(Protocol):
     user_properties: list[tuple[str, object]]
 
     def get_closest_marker(self, name: str) -> _Marker | None: ...
+
+
+def _duration_ns(value: object, what: str) -> int:
+    """A duration a user wrote: a string with a unit (a bare number is refused: ``2``
+    would otherwise silently mean 2 ns)."""
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{value!r} is not a valid {what}: a duration needs a unit; use {DURATION_GRAMMAR}."
+        )
+    return parse_duration_ns(value, what=what, allow_zero=False)
 
 
 def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> None:
@@ -57,7 +81,9 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
             f"valid keywords: {', '.join(MARKER_KWARGS)}."
         )
     if "smoke_duration" in kwargs:
-        as_ns(kwargs["smoke_duration"], f"smoke_duration of @pytest.mark.certload at {where}")
+        _duration_ns(
+            kwargs["smoke_duration"], f"smoke_duration of @pytest.mark.certload at {where}"
+        )
     if "thresholds" in kwargs:
         parse_thresholds(kwargs["thresholds"], source=where)
     if "health" in kwargs:
@@ -87,10 +113,15 @@ class LoadTest:
         session: SessionRecord,
         *,
         stack: StackInfo | None = None,
+        interrupts: Interrupts | None = None,
+        watch: OpenStack | None = None,
     ) -> None:
         self._item = item
         self.settings = settings
         self._session = session
+        self._interrupts = interrupts or Interrupts()
+        #: the open stack whose services are checked before and after each run
+        self._watch = watch
         #: the session's stack when the test uses ``certload_stack``
         self.stack = stack
         self.results: list[RunResult] = []
@@ -131,7 +162,7 @@ class LoadTest:
         self,
         *scenarios: Scenario,
         thresholds: Mapping[str, Any] | Sequence[Threshold] | None = None,
-        smoke_duration: str | int | None = None,
+        smoke_duration: str | None = None,
         label: str = "",
         http: HTTPOptions | None = None,
     ) -> RunResult:
@@ -148,12 +179,37 @@ class LoadTest:
             parsed += parse_thresholds(
                 self._marker["thresholds"], source=f"@pytest.mark.certload of {source}"
             )
-        smoke = smoke_duration if smoke_duration is not None else self._marker.get("smoke_duration")
-        smoke_ns = as_ns(smoke, "smoke_duration") if smoke is not None else None
+        smoke_ns: int | None = None
+        if smoke_duration is not None:
+            smoke_ns = _duration_ns(smoke_duration, f"smoke_duration of certload.run() in {source}")
+        elif "smoke_duration" in self._marker:
+            smoke_ns = _duration_ns(
+                self._marker["smoke_duration"],
+                f"smoke_duration of @pytest.mark.certload at {source}",
+            )
         scs = [self._duration_for(sc, smoke_ns) for sc in scenarios]
         health = self.settings.health
         if "health" in self._marker:
             health = HealthLimits.parse(str(self._marker["health"]), source=source)
+        self._check_stack_before()
+        with self._interrupts.run_in_progress() as stop:
+            result = self._run(scs, parsed, source, health, http, stop)
+        self._check_stack_after(result)
+        self.results.append(result)
+        self._session.add(RunRecord(source, label, result, self.target))
+        self._item.user_properties.extend(run_properties(result))
+        self._interrupts.interrupt_if_requested()
+        return self._judge(result)
+
+    def _run(
+        self,
+        scenarios: Sequence[Scenario],
+        thresholds: list[Threshold],
+        source: str,
+        health: HealthLimits,
+        http: HTTPOptions | None,
+        stop: StopRequest,
+    ) -> RunResult:
         options = RunOptions(
             http=http or self.http_options(),
             health=health,
@@ -162,21 +218,39 @@ class LoadTest:
             ),
             progress=self._progress if self.settings.progress_ns else None,
             progress_every=self.settings.progress_ns or "10s",
+            stop=stop,
         )
         if self.settings.tx:
-            result = run_distributed(
-                scs,
+            return run_distributed(
+                scenarios,
                 tx=self.settings.tx,
-                thresholds=parsed,
+                thresholds=thresholds,
                 options=options,
                 threshold_source=source,
             ).merged
-        else:
-            result = run_sync(scs, thresholds=parsed, options=options, threshold_source=source)
-        self.results.append(result)
-        self._session.add(RunRecord(source, label, result, self.target))
-        self._item.user_properties.extend(run_properties(result))
-        return self._judge(result)
+        return run_sync(scenarios, thresholds=thresholds, options=options, threshold_source=source)
+
+    def _check_stack_before(self) -> None:
+        """A stack with a dead service measures nothing worth judging: refuse to start."""
+        dead = self._watch.dead_services() if self._watch is not None else []
+        if dead:
+            raise UntrustworthyRun(
+                "the stack is broken, so this run was not started:\n"
+                + "\n".join(f"  - {line}" for line in dead)
+            )
+
+    def _check_stack_after(self, result: RunResult) -> None:
+        """A service that died during the run is the cause of whatever it measured."""
+        if self._watch is None:
+            return
+        dead = self._watch.dead_services()
+        if not dead:
+            return
+        kept = self._watch.copy_logs()
+        where = f"; the service logs are kept in {kept[0].parent}" if kept else ""
+        problems = [f"{_STACK_DIED}: {line}{where}" for line in dead]
+        for scenario in result.scenarios.values():
+            scenario.health.problems += problems
 
     def _progress(self, p: Progress) -> None:
         if self.progress_sink is None:
@@ -189,19 +263,27 @@ class LoadTest:
         )
 
     def _judge(self, result: RunResult) -> RunResult:
+        why = [f"  ! {cause}" for cause in result.causes()]
+        because = "\nwhy requests failed:\n" + "\n".join(why) if why else ""
         if result.unreachable:
             self._pending.append(
                 "target unreachable: no request got an HTTP answer: "
                 + "; ".join(result.unreachable)
+                + because
             )
             return result
         if not result.trustworthy:
-            lines = ["the generator could not deliver the load, so no verdict is trusted:"]
+            died = any(_STACK_DIED in line for line in result.untrustworthy)
+            lines = [
+                "a service of the stack died during the run, so no verdict is trusted:"
+                if died
+                else "the generator could not deliver the load, so no verdict is trusted:"
+            ]
             lines += [f"  - {line}" for line in result.untrustworthy]
             if result.breaches:
                 lines.append("thresholds that breached in this untrustworthy run:")
                 lines += [f"  - {r.message()}" for r in result.breaches]
-            self._pending.append("\n".join(lines))
+            self._pending.append("\n".join(lines) + because)
             return result
         problems = [r.message() for r in result.breaches]
         if result.aborted:
@@ -210,6 +292,7 @@ class LoadTest:
             raise ThresholdBreach(
                 f"{len(result.breaches)} threshold(s) breached:\n"
                 + "\n".join(f"  ✗ {p}" for p in problems)
+                + because
             )
         return result
 

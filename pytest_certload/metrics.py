@@ -30,8 +30,11 @@ series), never by the number of samples. Series per metric are capped
 
 from __future__ import annotations
 
+import binascii
 import re
+import struct
 import time as _time
+import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
@@ -297,7 +300,11 @@ class TrendSink:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, time: bool = False) -> TrendSink:
-        hist = HdrHistogram.decode(data["hdr"])
+        try:
+            hist = HdrHistogram.decode(data["hdr"])
+        except (zlib.error, binascii.Error, struct.error, TypeError, ValueError) as exc:
+            # a damaged or truncated encoding: say so as ValueError, as every reader expects
+            raise ValueError(f"damaged HDR histogram ({type(exc).__name__}: {exc})") from exc
         layout = (hist.lowest_trackable_value, hist.highest_trackable_value)
         if (
             layout != (HDR_LOWEST, HDR_HIGHEST)

@@ -12,14 +12,28 @@ from . import fixtures, hookspecs
 from .baseline import Baseline, ReportLine, baseline_from_session, compare, comparison_lines
 from .baseline import load as load_baseline
 from .baseline import resolve_path as baseline_path
-from .errors import BaselineError, CertloadError, ConfigError, OptionValueError
-from .fixtures import LOADTEST_KEY, SESSION_KEY, SETTINGS_KEY
+from .errors import BaselineError, CertloadError, ConfigError, OptionValueError, RecordError
+from .fixtures import INTERRUPTS_KEY, LOADTEST_KEY, REDACTOR_KEY, SESSION_KEY, SETTINGS_KEY
+from .interrupts import Interrupts
 from .loadtest import MARKER_KWARGS, validate_marker_kwargs
-from .record import SessionRecord, now_iso
+from .record import RUNS_DIR, RunRecord, SessionRecord, now_iso, set_aside_previous
+from .redaction import Redactor
 from .report import html, summary, terminal
-from .settings import OPTIONS, Option, resolve
+from .settings import OPTIONS, Option, check_settings, resolve
 
-__all__: list[str] = []
+__all__ = ["CertloadWarning"]
+
+#: the key of pytest-certload's data in a pytest-xdist worker's ``workeroutput``
+WORKER_OUTPUT = "certload"
+
+
+class CertloadWarning(pytest.PytestWarning):
+    """A warning issued by pytest-certload (e.g. TLS verification turned off)."""
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
 
 MARKERS = {
     "api": "certctl API tier scenarios (issuance_acceptance, list_certificates)",
@@ -75,16 +89,38 @@ def pytest_configure(config: pytest.Config) -> None:
     ini_source = config.inipath.name if config.inipath is not None else "the ini file"
     try:
         settings = resolve(cli, ini, ini_source=ini_source)
+        check_settings(settings, rootpath=config.rootpath)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
+    redactor = Redactor([settings.certctl_token])
+    redactor.add_dsn(settings.certctl_dsn)
+    redactor.add_url(settings.certctl_url)
+    config.stash[REDACTOR_KEY] = redactor
+    interrupts = Interrupts()
+    interrupts.install()
+    config.stash[INTERRUPTS_KEY] = interrupts
     output_dir = settings.output_dir
     if not output_dir.is_absolute():
         output_dir = config.rootpath / output_dir
     session = SessionRecord(
-        output_dir=output_dir, profile=settings.profile, http_backend=settings.http_backend
+        output_dir=output_dir,
+        profile=settings.profile,
+        http_backend=settings.http_backend,
+        scrub=redactor.scrub,
+        keeps_index=not _is_xdist_worker(config),
     )
     config.stash[SESSION_KEY] = session
+    if settings.ca == "insecure":
+        source = settings.sources.get("certload_ca", "the settings")
+        config.issue_config_time_warning(
+            CertloadWarning(
+                f"TLS verification is off (--certload-ca insecure, from {source}): no "
+                "certificate is checked, so a wrong or intercepted target goes unnoticed; "
+                "give the CA bundle that signed the servers' certificates instead."
+            ),
+            stacklevel=2,
+        )
     reporter = _SessionReporter(config, session)
     if settings.baseline is not None:
         source = settings.sources.get("certload_baseline", "the settings")
@@ -96,6 +132,12 @@ def pytest_configure(config: pytest.Config) -> None:
         except BaselineError as exc:
             raise pytest.UsageError(f"--certload-baseline (from {source}): {exc}") from None
     config.pluginmanager.register(reporter, "certload-reporter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    interrupts = config.stash.get(INTERRUPTS_KEY, None)
+    if interrupts is not None:
+        interrupts.uninstall()
 
 
 def pytest_collection_modifyitems(
@@ -110,6 +152,60 @@ def pytest_collection_modifyitems(
                 problems.append(str(exc))
     if problems:
         raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
+    if not _is_xdist_worker(config) and any("certload" in _fixtures(i) for i in items):
+        # this session will record load: the last session's outputs must not mix in
+        set_aside_previous(config.stash[SESSION_KEY].output_dir)
+
+
+def _fixtures(item: pytest.Item) -> list[str]:
+    names = getattr(item, "fixturenames", ())
+    return list(names)
+
+
+def _scrubbed(value: Any, scrub: Callable[[str], str], depth: int) -> Any:
+    """``value`` with every string inside it scrubbed (reprs of pytest's failure text)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if depth <= 0 or isinstance(value, int | float | bool | type(None)):
+        return value
+    if isinstance(value, list):
+        value[:] = [_scrubbed(v, scrub, depth - 1) for v in value]
+        return value
+    if isinstance(value, tuple):
+        return (
+            type(value)(*(_scrubbed(v, scrub, depth - 1) for v in value))
+            if hasattr(value, "_fields")
+            else tuple(_scrubbed(v, scrub, depth - 1) for v in value)
+        )
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, scrub, depth - 1) for k, v in value.items()}
+    for name, attr in list(vars(value).items()) if hasattr(value, "__dict__") else ():
+        object.__setattr__(value, name, _scrubbed(attr, scrub, depth - 1))
+    return value
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Scrub the session's secrets from what the report shows: failure text (also with
+    ``--showlocals``), captured output and junit properties."""
+    report = yield
+    redactor = item.config.stash.get(REDACTOR_KEY, None)
+    if not redactor:
+        return report
+    if report.longrepr is not None and redactor.scrub(text := str(report.longrepr)) != text:
+        # scrub the repr's own strings (its layout, colours and crash line stay); whatever
+        # a structure we do not know still shows, replace the repr by its scrubbed text
+        report.longrepr = _scrubbed(report.longrepr, redactor.scrub, depth=12)
+        if redactor.scrub(text := str(report.longrepr)) != text:
+            report.longrepr = redactor.scrub(text)
+    report.sections = [(title, redactor.scrub(body)) for title, body in report.sections]
+    report.user_properties = [
+        (name, redactor.scrub(value) if isinstance(value, str) else value)
+        for name, value in report.user_properties
+    ]
+    return report
 
 
 @pytest.hookimpl(wrapper=True)
@@ -158,8 +254,34 @@ class _SessionReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.session.set_outcome(report.nodeid, report.when, report.outcome)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """pytest-xdist: adopt a finished worker's runs (their files are written)."""
+        output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+        if not output:
+            return
+        record = self.session
+        if output.get("target") and not record.target:
+            record.target = str(output["target"])
+            record.target_details = dict(output.get("target_details") or {})
+        for name in output.get("runs", ()):
+            path = record.output_dir / RUNS_DIR / str(name)
+            try:
+                record.adopt(RunRecord.read(path))
+            except RecordError as exc:
+                record.write_errors.append(f"a worker's run file could not be read: {exc}")
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         record = self.session
+        if _is_xdist_worker(self.config):
+            # the controller indexes and reports every worker's runs
+            workeroutput: dict[str, Any] = getattr(self.config, "workeroutput", {})
+            workeroutput[WORKER_OUTPUT] = {
+                "runs": [r.path.name for r in record.records if r.path is not None],
+                "target": record.target,
+                "target_details": record.target_details,
+            }
+            return
         if not record.records:
             return
         record.finished_at = now_iso()
@@ -169,7 +291,7 @@ class _SessionReporter:
         try:
             doc = summary.build_summary(record)
             self.config.hook.pytest_certload_update_summary(config=self.config, summary=doc)
-            self.summary_path = str(summary.write_summary(doc, record.output_dir))
+            self.summary_path = str(summary.write_summary(doc, record))
         except (OSError, CertloadError) as exc:
             self.write_error = f"pytest-certload could not write its JSON summary: {exc}"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
@@ -207,8 +329,9 @@ class _SessionReporter:
         except Exception as exc:
             lines = [f"pytest-certload could not render its summary table: {exc!r}"]
         terminalreporter.section("certload", sep="=")
+        scrub = self.session.scrub
         for line in lines:
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(scrub(line))
         for report_line in self.baseline_lines:
             terminalreporter.write_line(report_line.text, red=report_line.bad)
         if self.summary_path:

@@ -18,13 +18,15 @@ pytest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import re
+import shutil
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -32,19 +34,26 @@ from pathlib import Path
 from typing import Any
 
 from .engine import RunResult
-from .errors import RecordError
+from .errors import ConfigError, RecordError
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
+    "PREVIOUS_DIR",
+    "REPORT_FILE",
     "RUNS_DIR",
     "RUN_FORMAT",
+    "SERVICE_LOGS_DIR",
     "SESSION_FILE",
     "SESSION_FORMAT",
+    "SESSION_OUTPUTS",
+    "SUMMARY_FILE",
     "RunRecord",
     "SessionRecord",
     "generator_version",
     "machine",
     "now_iso",
+    "run_file_stem",
+    "set_aside_previous",
 ]
 
 #: ``--certload-output-dir``'s default
@@ -56,7 +65,18 @@ RUN_FORMAT = 2
 SESSION_FORMAT = 1
 SESSION_FILE = "session.json"
 RUNS_DIR = "runs"
+#: the reports' file names (written by ``report.summary`` and ``report.html``)
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
 _RERUN_HINT = "run the session again with this version of pytest-certload"
+#: longest run-file stem (file systems allow 255 bytes per name)
+_STEM_LIMIT = 150
+#: where the previous session's outputs go when a new session starts recording
+PREVIOUS_DIR = "previous"
+#: where the stack's service logs are kept (copied before the stack is torn down)
+SERVICE_LOGS_DIR = "service-logs"
+#: what a session writes into its output directory, set aside as a whole
+SESSION_OUTPUTS = (SUMMARY_FILE, SESSION_FILE, REPORT_FILE, RUNS_DIR, SERVICE_LOGS_DIR)
 
 
 def generator_version() -> str:
@@ -113,7 +133,7 @@ class RunRecord:
                 target=str(data["target"]),
                 path=path,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise RecordError(
                 f"{where} is not a valid run file ({type(exc).__name__}: {exc}); {_RERUN_HINT}."
             ) from exc
@@ -144,13 +164,23 @@ class SessionRecord:
     outcomes: dict[str, str] = field(default_factory=dict)
     #: files that could not be written (the reports name them; the data stays in memory)
     write_errors: list[str] = field(default_factory=list)
+    #: applied to every text this record writes (the session's secrets become ``***``)
+    scrub: Callable[[str], str] = field(default=str, repr=False)
+    #: whether :meth:`add` rewrites ``session.json`` (not in a pytest-xdist worker, whose
+    #: runs the controller indexes)
+    keeps_index: bool = True
 
     # -- filling it -------------------------------------------------------------------------
     def add(self, record: RunRecord) -> None:
         """Keep ``record`` and write its run file (and the index) at once."""
         self.records.append(record)
         record.path = self._write_run(record)
-        self.write_index()
+        if self.keeps_index:
+            self.write_index()
+
+    def adopt(self, record: RunRecord) -> None:
+        """Keep a record whose run file another process already wrote (xdist workers)."""
+        self.records.append(record)
 
     def set_outcome(self, nodeid: str, when: str, outcome: str) -> None:
         """A test report's outcome: a failed set-up or teardown makes the test an error."""
@@ -169,11 +199,10 @@ class SessionRecord:
 
     # -- files ------------------------------------------------------------------------------
     def _write_run(self, record: RunRecord) -> Path | None:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", record.nodeid).strip("_")[:150]
         index = sum(1 for r in self.records if r.nodeid == record.nodeid)
-        path = self.output_dir / RUNS_DIR / f"{name}.{index}.json"
+        path = self.output_dir / RUNS_DIR / f"{run_file_stem(record.nodeid)}.{index}.json"
         try:
-            _write_json(path, record.to_dict(), indent=1)
+            _write_json(path, record.to_dict(), scrub=self.scrub)
         except OSError as exc:
             self.write_errors.append(f"run file {path}: {exc}")
             return None
@@ -199,11 +228,24 @@ class SessionRecord:
             ],
         }
 
+    def write_output(self, name: str, text: str) -> Path:
+        """Write the session's file ``name`` (a report) atomically, scrubbed of secrets.
+
+        Raises ``OSError``; the caller reports it.
+        """
+        path = self.output_dir / name
+        _write_text(path, self.scrub(text))
+        return path
+
+    def run_file(self, record: RunRecord) -> str | None:
+        """Where ``record``'s run file is, relative to the output directory."""
+        return f"{RUNS_DIR}/{record.path.name}" if record.path is not None else None
+
     def write_index(self) -> Path | None:
         """Write ``session.json``; a failure is recorded in :attr:`write_errors`."""
         path = self.output_dir / SESSION_FILE
         try:
-            _write_json(path, self.to_dict(), indent=1)
+            _write_json(path, self.to_dict(), scrub=self.scrub)
         except OSError as exc:
             message = f"session index {path}: {exc}"
             if message not in self.write_errors:
@@ -241,8 +283,8 @@ class SessionRecord:
                 started_at=str(data["started_at"]),
                 finished_at=str(data["finished_at"]),
             )
-            runs = list(data["runs"])
-        except (KeyError, TypeError, ValueError) as exc:
+            runs = [dict(run) for run in data["runs"]]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RecordError(f"{index} is not a valid session index: {exc!r}") from exc
         for run in runs:
             name = run.get("file")
@@ -263,6 +305,16 @@ class SessionRecord:
         return session
 
 
+def run_file_stem(nodeid: str) -> str:
+    """A file-name stem for a test's runs: the node id in safe characters, and, when that
+    is long, a prefix of it plus a hash of the whole id, so two ids never share a stem."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
+    if len(stem) <= _STEM_LIMIT:
+        return stem
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:16]
+    return f"{stem[: _STEM_LIMIT - 17]}-{digest}"
+
+
 def _check_format(data: object, key: str, expected: int, where: str) -> None:
     version = data.get(key) if isinstance(data, Mapping) else None
     if version != expected:
@@ -272,9 +324,34 @@ def _check_format(data: object, key: str, expected: int, where: str) -> None:
         )
 
 
-def _write_json(path: Path, data: Mapping[str, Any], *, indent: int) -> None:
-    """Write atomically: a reader never sees half a file."""
+def set_aside_previous(output_dir: Path) -> Path | None:
+    """Move an earlier session's outputs (:data:`SESSION_OUTPUTS`) into
+    ``output_dir/previous/`` (replacing what an even earlier one left there), so this
+    session's reports can never be mistaken for, or mixed with, the last one's.
+
+    Returns the directory they went to, or None when there was nothing to move.
+    """
+    found = [output_dir / name for name in SESSION_OUTPUTS if (output_dir / name).exists()]
+    if not found:
+        return None
+    previous = output_dir / PREVIOUS_DIR
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir(parents=True)
+    for path in found:
+        path.replace(previous / path.name)
+    return previous
+
+
+def _write_json(path: Path, data: Mapping[str, Any], *, scrub: Callable[[str], str]) -> None:
+    _write_text(path, scrub(json.dumps(data, indent=1, default=str)))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically (a reader never sees half a file, a full disk leaves the old one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent, default=str))
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

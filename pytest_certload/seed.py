@@ -8,6 +8,11 @@ re-runnable, e.g. ``INSERT ... ON CONFLICT DO NOTHING``). A failing file is roll
 and raises :class:`~pytest_certload.errors.SeedError` naming the file, the line and the
 statement. A session advisory lock serialises concurrent callers (e.g. xdist workers).
 
+The connection gives up after :data:`CONNECT_TIMEOUT_S`; a DSN that is malformed or
+names a server that does not answer is a :class:`~pytest_certload.errors.SeedError`
+naming ``--certctl-dsn``. No message shows the DSN's password (libpq's own texts can
+quote parts of the DSN: they are scrubbed).
+
 Files are split into statements here, not by the server, so that the error can name
 the statement and so rows inserted can be counted per file. The splitter understands
 ``--`` and nested ``/* */`` comments, quoted strings (``'...'``, ``E'...'``), quoted
@@ -31,8 +36,10 @@ import psycopg
 from psycopg import sql
 
 from .errors import SeedError
+from .redaction import dsn_passwords, redact_dsn, scrub_secrets
 
 __all__ = [
+    "CONNECT_TIMEOUT_S",
     "LEDGER_TABLE",
     "SeedFileResult",
     "SeedReport",
@@ -42,6 +49,9 @@ __all__ = [
 ]
 
 LEDGER_TABLE = "certload_seed_ledger"
+#: how long connecting to the database may take (libpq's connect_timeout, whole seconds)
+CONNECT_TIMEOUT_S = 10
+_DSN_OPTION = "--certctl-dsn (better the environment variable CERTLOAD_CERTCTL_DSN)"
 _LOCK_KEY = 0x6365_7274_6C6F_6164 & 0x7FFF_FFFF_FFFF_FFFF  # "certload"
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _TXN_CONTROL = re.compile(
@@ -305,19 +315,46 @@ def _prepare(directory: Path) -> list[_Prepared]:
     return prepared
 
 
-def apply_seed(dsn: str, directory: Path | str) -> SeedReport:
+def _connect(
+    dsn: str, directory: Path, connect_timeout_s: int
+) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection for the seed; a SeedError naming --certctl-dsn, never its password,
+    when the DSN is malformed or its server cannot be reached."""
+    shown = redact_dsn(dsn)
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s)
+    except psycopg.Error as exc:
+        reason = scrub_secrets(str(exc).strip(), dsn_passwords(dsn), fragments=True)
+        reason = " ".join(reason.split()) or type(exc).__name__
+        if isinstance(exc, psycopg.ProgrammingError) or "invalid" in reason:
+            problem = f"the DSN {shown!r} is not a valid PostgreSQL connection string"
+            fix = (
+                f"give a DSN such as postgresql://USER:PASSWORD@HOST:5432/DBNAME with {_DSN_OPTION}"
+            )
+        else:
+            problem = f"cannot connect to the database of DSN {shown!r}"
+            fix = (
+                f"check that PostgreSQL runs there and accepts this login (connect timeout "
+                f"{connect_timeout_s} s), and that {_DSN_OPTION} names certctl's database"
+            )
+        # `from None`: psycopg's own exception (and its text) stays out of the traceback
+        raise SeedError(
+            f"{problem} ({reason}), so the seed from {directory} was not applied; {fix}."
+        ) from None
+
+
+def apply_seed(
+    dsn: str, directory: Path | str, *, connect_timeout_s: int = CONNECT_TIMEOUT_S
+) -> SeedReport:
     """Apply ``directory/*.sql`` in lexical order; skip files already in the ledger.
 
     Every file is read and split first, so a malformed file is reported before any
-    file is applied.
+    file is applied. Connecting gives up after ``connect_timeout_s`` seconds.
     """
     directory = Path(directory)
     prepared = _prepare(directory)
     results: list[SeedFileResult] = []
-    try:
-        conn = psycopg.connect(dsn, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise SeedError(f"cannot connect to apply seed from {directory}: {exc}") from exc
+    conn = _connect(dsn, directory, connect_timeout_s)
     with conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:

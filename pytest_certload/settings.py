@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,22 @@ from .distributed.tx import TX_GRAMMAR, parse_tx
 from .engine.health import HEALTH_GRAMMAR, HealthLimits
 from .errors import ConfigError, OptionValueError, TxSyntaxError
 from .http import BACKENDS, DEFAULT_BACKEND
+from .http.tls import client_context
 from .record import DEFAULT_OUTPUT_DIR
+from .redaction import redact_dsn, redact_url
 from .stack import TARGET_TYPES
 from .stack.session import StackRequest
 from .units import DURATION_GRAMMAR, NS_PER_S, parse_duration_ns
 
-__all__ = ["OPTIONS", "PROFILES", "PROVIDERS", "Option", "Settings", "resolve"]
+__all__ = [
+    "OPTIONS",
+    "PROFILES",
+    "PROVIDERS",
+    "Option",
+    "Settings",
+    "check_settings",
+    "resolve",
+]
 
 PROFILES = ("smoke", "canonical")
 PROVIDERS = ("local", "containers", "external")
@@ -260,7 +270,8 @@ OPTIONS: tuple[Option, ...] = (
         _text,
         None,
         "TOKEN",
-        "API key for --certctl-url (an :admin named key for bulk-revoke)",
+        "API key for --certctl-url (an :admin named key for bulk-revoke); prefer the "
+        "environment variable: a command line is visible to every local user",
     ),
     Option(
         "--certctl-dsn",
@@ -268,7 +279,8 @@ OPTIONS: tuple[Option, ...] = (
         _text,
         None,
         "DSN",
-        "PostgreSQL DSN of that certctl's database, for seeding the scale tier",
+        "PostgreSQL DSN of that certctl's database, for seeding the scale tier; prefer "
+        "the environment variable when it holds a password",
     ),
     Option(
         "--certctl-bin",
@@ -333,14 +345,26 @@ class Settings:
     progress_ns: int
     ca: str | None
     certctl_url: str | None
-    certctl_token: str | None
-    certctl_dsn: str | None
+    certctl_token: str | None = field(repr=False)
+    certctl_dsn: str | None = field(repr=False)
     certctl_bin: Path | None
     certctl_migrations: Path | None
     targets: Mapping[str, str] | None
     tx: tuple[str, ...] | None
     baseline: str | None
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """Every setting but the secrets (a password inside the URL is masked too)."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.repr:
+                value = "***" if value else value
+            elif f.name == "certctl_url" and value:
+                value = redact_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @classmethod
     def defaults(cls) -> Settings:
@@ -420,3 +444,116 @@ def resolve(
     fields = {opt.field: values[opt.dest] for opt in OPTIONS}
     fields["provider"] = provider
     return Settings(**fields, sources=sources)
+
+
+def check_settings(settings: Settings, *, rootpath: Path) -> None:
+    """What the settings name must exist and be usable; checked before any test runs.
+
+    Raises :class:`ConfigError` listing every problem: the value, where it came from,
+    what is wrong and what to give instead. Secrets are never repeated.
+    """
+    problems = [
+        p
+        for p in (
+            _check_ca(settings),
+            _check_output_dir(settings, rootpath),
+            _check_dsn(settings),
+            _check_binary(settings),
+        )
+        if p
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _where(settings: Settings, dest: str) -> str:
+    return settings.sources.get(dest, "the settings")
+
+
+def _check_ca(settings: Settings) -> str:
+    ca = settings.ca
+    if ca is None or ca == "insecure":
+        return ""
+    path = Path(ca).expanduser()  # used as given, relative to the working directory
+    where = f"for certload_ca (from {_where(settings, 'certload_ca')})"
+    fix = (
+        "give the PEM file of the CA that signed the servers' certificates, or 'insecure' "
+        "to skip verification knowingly"
+    )
+    if not path.exists():
+        return f"the CA bundle {ca!r} {where} does not exist; {fix}."
+    if not path.is_file():
+        return f"the CA bundle {ca!r} {where} is not a file; {fix}."
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"the CA bundle {ca!r} {where} cannot be read ({exc.strerror}); {fix}."
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        return f"the CA bundle {ca!r} {where} holds no PEM certificate; {fix}."
+    try:
+        client_context(str(path))
+    except ConfigError:
+        return f"the CA bundle {ca!r} {where} cannot be loaded as PEM certificates; {fix}."
+    return ""
+
+
+def _check_output_dir(settings: Settings, rootpath: Path) -> str:
+    path = (
+        settings.output_dir if settings.output_dir.is_absolute() else rootpath / settings.output_dir
+    )
+    where = (
+        f"--certload-output-dir {str(settings.output_dir)!r} "
+        f"(from {_where(settings, 'certload_output_dir')})"
+    )
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == path and not path.is_dir():
+        return f"{where} is not a directory; give a directory the results can be written to."
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (
+            f"{where} cannot be written: {existing} is not writable by this user; give "
+            "a writable directory."
+        )
+    return ""
+
+
+def _check_dsn(settings: Settings) -> str:
+    dsn = settings.certctl_dsn
+    if not dsn:
+        return ""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception:
+        # psycopg's message quotes the DSN, password included: say what is valid instead
+        return (
+            f"{redact_dsn(dsn)!r}, the value of certload_certctl_dsn (from "
+            f"{_where(settings, 'certload_certctl_dsn')}), is not a PostgreSQL DSN; use "
+            "postgresql://USER:PASSWORD@HOST:PORT/DBNAME or "
+            "'host=... port=... dbname=... user=... password=...'."
+        )
+    return ""
+
+
+def _check_binary(settings: Settings) -> str:
+    problems = []
+    binary = settings.certctl_bin
+    if binary is not None:
+        path = binary
+        where = f"--certctl-bin {str(binary)!r} (from {_where(settings, 'certload_certctl_bin')})"
+        if not path.is_file():
+            problems.append(f"{where} is not a file; give the path of a built certctl server.")
+        elif not os.access(path, os.X_OK):
+            problems.append(f"{where} is not executable; chmod +x it or give another build.")
+    migrations = settings.certctl_migrations
+    if migrations is not None:
+        path = migrations
+        if not path.is_dir():
+            where = _where(settings, "certload_certctl_migrations")
+            problems.append(
+                f"--certctl-migrations {str(migrations)!r} (from {where}) is not a directory; "
+                "give the migrations/ folder of the same certctl checkout."
+            )
+    return "\n".join(problems)

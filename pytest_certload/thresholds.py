@@ -18,8 +18,13 @@ Expression: ``AGG OP VALUE``.
   known when judging, so a mismatch is not a syntax error but a failed result whose
   reason says what applies (the run still reports every other threshold).
 * ``OP``: ``< <= > >= == !=``.
-* ``VALUE``: a number; for time trends a bare number is milliseconds (k6) and a unit
-  ``ns us µs ms s m h`` may be given; ``%`` is allowed with ``rate`` (``rate<1%``).
+* ``VALUE``: a finite number; for time trends a bare number is milliseconds (k6) and a
+  unit ``ns us µs ms s m h`` may be given; ``%`` is allowed with ``rate`` (``rate<1%``).
+  ``inf``, ``nan`` and numbers too large for a float (``1e999``) are syntax errors.
+
+Everything that can be wrong with a threshold is found when it is parsed, before any
+load; judging never raises: a value it cannot compare makes the threshold unjudged, with
+the reason, and the run's data is kept.
 
 Judgement is exact and conservative: comparisons use exact fractions in the metric's own
 unit (integer ns for time trends); percentiles follow the one nearest-rank definition of
@@ -33,6 +38,7 @@ maximum, needs one sample).
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +84,11 @@ SELECTOR_GRAMMAR = (
 _UNIT_GRAMMAR = (
     "VALUE is a number (ms for time trends), optionally with a unit ns us µs ms s m h, "
     "or % for rate"
+)
+_FINITE_GRAMMAR = (
+    "VALUE must be a finite number that fits a float (up to about 1.8e308, in ms for a "
+    "time trend), e.g. 'p(95)<2000' or 'max<1e6'; there is no infinite or NaN limit: to "
+    "put no limit on a metric, leave the threshold out"
 )
 _OBJECT_KEYS = ("threshold", "abortOnFail", "delayAbortEval")
 
@@ -129,6 +140,20 @@ class Threshold:
     delay_abort_eval_ns: int = 0
     source: str = ""
     unit: str = ""  # unit written after the value, "" if none (Greek μ stored as µ)
+
+    def __post_init__(self) -> None:
+        # parse_thresholds never makes one; a Threshold built by hand must not either, or
+        # it would only fail when judged, after the load
+        if not isinstance(self.limit, int | float) or not math.isfinite(self.limit):
+            raise ThresholdSyntaxError(
+                f"the limit {self.limit!r} of {self.selector} {self.expression!r} is not a "
+                f"finite number; {_FINITE_GRAMMAR}"
+            )
+        if self.op not in _OPS:
+            raise ThresholdSyntaxError(
+                f"{self.op!r} is not a comparison (threshold {self.selector} "
+                f"{self.expression!r}); use one of {' '.join(_OPS)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """What it takes to rebuild this threshold (:meth:`from_dict` parses it again)."""
@@ -373,6 +398,8 @@ def _parse_expression(
 
     match = _EXPRESSION_RE.match(expression)
     if match is None:
+        if re.search(r"(?i)\b(?:[-+]?inf(?:inity)?|nan)\s*[A-Za-zµμ%]*\s*$", expression):
+            raise fail("the limit is not a number", _FINITE_GRAMMAR)
         raise fail()
     agg, arg, op, num = match["agg"], match["arg"], match["op"], match["num"]
     unit = (match["unit"] or "").replace("μ", "µ")  # Greek mu -> micro sign
@@ -389,6 +416,8 @@ def _parse_expression(
     elif agg == "med":
         percentile = 50.0
     value = Decimal(num)
+    if value.adjusted() > 400:  # beyond any float, and beyond Decimal's own arithmetic
+        raise fail(f"the limit {num} is too large for a float", _FINITE_GRAMMAR)
     if unit == "%":
         if agg != "rate":
             raise fail("'%' applies only to rate, e.g. 'rate<1%'", _UNIT_GRAMMAR)
@@ -402,7 +431,10 @@ def _parse_expression(
         value = value * NS_PER_UNIT[unit] / NS_PER_UNIT["ms"]
     elif unit:
         raise fail(f"unknown unit {unit!r}", _UNIT_GRAMMAR)
-    return agg, percentile, op, float(value), unit
+    limit = float(value)
+    if not math.isfinite(limit):
+        raise fail(f"the limit {num}{unit} is too large for a float", _FINITE_GRAMMAR)
+    return agg, percentile, op, limit, unit
 
 
 def _plain(value: Decimal) -> str:
@@ -445,9 +477,20 @@ def evaluate(
     results = []
     for threshold in thresholds:
         key = (threshold.metric, tagset(threshold.tags))
-        if key not in selected:
-            selected[key] = store.select(threshold.metric, threshold.tags)
-        results.append(_judge(threshold, store, selected[key], min_tail_samples, duration_ns))
+        try:
+            if key not in selected:
+                selected[key] = store.select(threshold.metric, threshold.tags)
+            result = _judge(threshold, store, selected[key], min_tail_samples, duration_ns)
+        except Exception as exc:  # judging comes after the load: never lose the run's data
+            result = ThresholdResult(
+                threshold,
+                ok=False,
+                observed=None,
+                count=0,
+                reason=f"could not be judged ({type(exc).__name__}: {exc}); the run's data "
+                "is kept in the run file",
+            )
+        results.append(result)
     return results
 
 
@@ -552,6 +595,12 @@ def _observe(
         return Fraction(sink.min() if t.aggregation == "min" else sink.max())
     if isinstance(sink, RateSink):
         return Fraction(sink.trues, sink.total)
+    raw = sink.count if isinstance(sink, CounterSink) else sink.value
+    if not math.isfinite(raw):
+        return (
+            f"{t.metric} holds {raw!r}, not a finite number: an iteration added or set a "
+            "non-finite value (inf or NaN), so there is nothing to compare with the limit"
+        )
     if isinstance(sink, CounterSink):
         if t.aggregation == "count":
             return Fraction(sink.count)

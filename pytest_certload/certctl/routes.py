@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ..errors import ConfigError
+from ..redaction import SecretHeaders
 
 __all__ = [
     "ACME_DIRECTORY",
@@ -59,9 +60,9 @@ def acme_directory_path(profile: str) -> str:
     return expand(ACME_DIRECTORY, profile=profile)
 
 
-def bearer(token: str) -> dict[str, str]:
+def bearer(token: str) -> SecretHeaders:
     """The Authorization header of certctl's API keys (ACME routes need it too when
-    certctl runs without a dashboard)."""
+    certctl runs without a dashboard); its repr masks the key."""
     if not token:
         raise ConfigError("certctl's API needs an API key, but the token is empty.")
-    return {"Authorization": f"Bearer {token}"}
+    return SecretHeaders({"Authorization": f"Bearer {token}"})

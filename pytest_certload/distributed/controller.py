@@ -14,6 +14,7 @@ Protocol (plain ``(name, kwargs)`` events, like pytest-xdist's)::
     worker -> controller    ("ready", {host, pid, python})      VUs can be built
     controller <-> worker   ("clock", {}) / ("clock", {wall_ns})  offset of its wall clock
     controller -> worker    ("go", {start_wall_ns})             the agreed start instant
+    controller -> worker    ("stop", {reason})                  end the run now, keep its data
     worker -> controller    ("progress", {...})                 optional, every progress tick
     worker -> controller    ("result", {json, late_ns})         ``RunResult.to_dict()``
     worker -> controller    ("error", {phase, message})         setup or run failed
@@ -26,6 +27,12 @@ thresholds once. A worker that dies, fails or does not answer within the run's b
 (start + duration + graceful stop + teardown + margin) makes the run untrustworthy, by
 name; the other workers' data is kept. Deadlines use monotonic time; gateways are always
 terminated (killed if they do not exit) at the end.
+
+Stopping: when ``RunOptions.stop`` is set (SIGTERM in the test process), the controller
+sends ``stop`` to every worker, which ends its run as a local stop does and sends what it
+measured; the merged result's ``aborted`` names the reason. A worker whose channel to the
+controller closes (the controller was killed or crashed) stops its run the same way and
+exits, so no load outlives its controller.
 
 Imports no pytest; execnet is imported only when a run starts.
 """
@@ -114,17 +121,27 @@ def run_distributed(
     margin_ns = parse_duration_ns(margin, what="margin", allow_zero=True)
     startup_ns = parse_duration_ns(startup_timeout, what="startup_timeout")
     teardown_ns = parse_duration_ns(options.teardown_timeout, allow_zero=True)
+    interval_ns = parse_duration_ns(options.interval, what="timeline interval")
     run_ns = max(sc.end_ns for sc in scenarios)
     bound_ns = run_ns + 2 * teardown_ns + margin_ns
-    controller = _Controller(specs, payload, options, startup_ns, bound_ns)
+    # once stopped, a worker answers within an interval and its teardown
+    stop_bound_ns = interval_ns + 2 * teardown_ns + margin_ns
+    controller = _Controller(specs, payload, options, startup_ns, bound_ns, stop_bound_ns)
+    stop = options.stop
+    if stop is not None:
+        stop.add_callback(controller.wake)
     try:
         controller.start()
         controller.go()
         controller.collect()
     finally:
+        if stop is not None:
+            stop.remove_callback(controller.wake)
         controller.close()
     return DistributedRun(
-        merged=merge_workers(controller.workers, scenarios, parsed, options),
+        merged=merge_workers(
+            controller.workers, scenarios, parsed, options, stop_reason=controller.stop_reason
+        ),
         workers=controller.workers,
     )
 
@@ -177,11 +194,13 @@ class _Worker:
         self.xspec = xspec  # the spec with an id= (execnet's name for the gateway)
         self.gateway: execnet.Gateway | None = None
         self.channel: execnet.Channel | None = None
-        self.state = "opening"  # opening, ready, running, done, failed
+        self.state = "opening"  # opening, ready, running, done, failed, stopped
         self.progress: list[Progress] = []
 
 
 _END = object()
+#: the event that wakes the controller when ``RunOptions.stop`` is set
+_STOP = object()
 
 
 class _Controller:
@@ -192,13 +211,18 @@ class _Controller:
         options: RunOptions,
         startup_ns: int,
         bound_ns: int,
+        stop_bound_ns: int,
     ) -> None:
         self.specs = list(specs)
         self.payload = payload
         self.options = options
         self.startup_ns = startup_ns
         self.bound_ns = bound_ns
-        self.events: queue.Queue[tuple[int, Any]] = queue.Queue()
+        self.stop_bound_ns = stop_bound_ns
+        #: why the run was stopped ("" unless ``options.stop`` was set before it ended)
+        self.stop_reason = ""
+        # a SimpleQueue: put() is safe from a signal handler (see wake)
+        self.events: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
         self.group: execnet.Group | None = None
         n = len(self.specs)
         self._workers: list[_Worker] = []
@@ -233,9 +257,15 @@ class _Controller:
             w.channel = channel
             cwd = setup["cwd"] if "chdir" not in options else None
             self._send(w, ("setup", {**setup, "cwd": cwd}))
-            self._send(w, ("run", {"payload": self.payload, "shard": list(w.report.shard)}))
+            run = {"payload": self.payload, "shard": list(w.report.shard), "name": w.report.name}
+            self._send(w, ("run", run))
         failures: list[str] = []
         while any(w.state == "opening" for w in self._workers):
+            if self._stopped():
+                for w in self._workers:
+                    if w.state in ("opening", "ready"):
+                        self._stop_worker(w)
+                return
             item = self._next_event(deadline)
             if item is None:
                 late = [w.report.label for w in self._workers if w.state == "opening"]
@@ -246,6 +276,8 @@ class _Controller:
                     "and the test modules."
                 )
             i, event = item
+            if event is _STOP:
+                continue
             w = self._workers[i]
             if event is _END:
                 w.state = "failed"
@@ -307,6 +339,27 @@ class _Controller:
         # execnet's receiver thread: hand everything to the controller's thread
         self.events.put((index, item))
 
+    def wake(self, reason: str) -> None:
+        """``RunOptions.stop`` was set (any thread, maybe a signal handler): wake the
+        controller's thread, which tells the workers."""
+        self.events.put((-1, _STOP))
+
+    def _stopped(self) -> bool:
+        """Whether the run is to stop; records the reason the first time."""
+        stop = self.options.stop
+        if stop is None or not stop.is_set():
+            return False
+        if not self.stop_reason:
+            self.stop_reason = stop.reason or "stop requested"
+        return True
+
+    def _stop_worker(self, w: _Worker) -> None:
+        """Tell one worker to stop: before the start it leaves at once (state
+        ``stopped``); once running it ends its run and still sends its result."""
+        self._send(w, ("stop", {"reason": self.stop_reason}))
+        if w.state != "running":
+            w.state = "stopped"
+
     def _next_event(self, deadline: int) -> tuple[int, Any] | None:
         remaining = deadline - time.monotonic_ns()
         if remaining <= 0:
@@ -335,6 +388,11 @@ class _Controller:
         for w in self._workers:
             self._sync_clock(w)
             worst_rtt = max(worst_rtt, w.report.rtt_ns)
+        if self._stopped():
+            for w in self._workers:
+                if w.state == "ready":
+                    self._stop_worker(w)
+            return
         lead_ns = max(300_000_000, 10 * worst_rtt)
         start_wall = time.time_ns() + lead_ns
         for w in self._workers:
@@ -363,6 +421,8 @@ class _Controller:
                     w.report.problem = "did not answer the clock exchange within 10 s"
                     return
                 i, event = item
+                if event is _STOP:
+                    continue  # go() stops them all once the clocks are known
                 other = self._workers[i]
                 if event is _END:
                     other.state = "failed"
@@ -384,11 +444,20 @@ class _Controller:
     def collect(self) -> None:
         """Receive results, progress and deaths until every worker is done or the bound."""
         deadline = time.monotonic_ns() + self.bound_ns + NS_PER_S
+        told = False
         while any(w.state == "running" for w in self._workers):
+            if not told and self._stopped():
+                told = True
+                for w in self._workers:
+                    if w.state == "running":
+                        self._stop_worker(w)
+                deadline = min(deadline, time.monotonic_ns() + self.stop_bound_ns)
             item = self._next_event(deadline)
             if item is None:
                 break
             i, event = item
+            if event is _STOP:
+                continue
             w = self._workers[i]
             if w.state != "running":
                 continue
@@ -415,10 +484,16 @@ class _Controller:
         for w in self._workers:
             if w.state == "running":
                 w.state = "failed"
-                w.report.problem = (
-                    f"sent no result within {self.bound_ns / 1e9:.1f} s (the run's start + "
-                    "duration + graceful stop + teardown + margin); given up and killed"
-                )
+                if told:
+                    w.report.problem = (
+                        f"sent no result within {self.stop_bound_ns / 1e9:.1f} s of being "
+                        "told to stop (an interval + teardown + margin); given up and killed"
+                    )
+                else:
+                    w.report.problem = (
+                        f"sent no result within {self.bound_ns / 1e9:.1f} s (the run's start "
+                        "+ duration + graceful stop + teardown + margin); given up and killed"
+                    )
                 self._kill(w)
 
     def _on_progress(self, w: _Worker, kwargs: Mapping[str, Any]) -> None:

@@ -52,8 +52,15 @@ def merge_workers(
     scenarios: Sequence[Scenario],
     thresholds: Sequence[Threshold],
     options: RunOptions,
+    *,
+    stop_reason: str = "",
 ) -> RunResult:
-    """One result for the run: the workers' shares merged exactly and judged once."""
+    """One result for the run: the workers' shares merged exactly and judged once.
+
+    ``stop_reason`` is why the controller stopped the run (its ``RunOptions.stop``); the
+    merged ``aborted`` then starts with ``stopped: <reason>``, once, followed by any other
+    reason a worker ended early for.
+    """
     done = [w for w in workers if w.result is not None and not w.problem]
     limits = options.health
     if done:
@@ -75,6 +82,14 @@ def merge_workers(
     ]
     for sc in merged.scenarios.values():
         sc.health.problems += problems
+    if stop_reason:
+        stopped = f"stopped: {stop_reason}"
+        others = [
+            f"{w.name}: {w.result.aborted}"
+            for w in done
+            if w.result is not None and w.result.aborted not in ("", stopped)
+        ]
+        merged.aborted = "; ".join([stopped, *others])
     return merged
 
 

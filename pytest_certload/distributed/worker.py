@@ -3,6 +3,10 @@ instant, run this worker's share, send the result back.
 
 Runs in the gateway's process (:func:`serve_worker` is what the controller's bootstrap
 calls); imports no pytest and no execnet (it talks through the channel it is given).
+Once running, it listens on the channel from execnet's receiver thread: a ``stop``
+event, or the channel closing (the controller exited, crashed or was killed), ends its
+run through a :class:`~pytest_certload.engine.StopRequest`, so a worker never sends load
+for a controller that is gone.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
-from ..engine import Progress, RunOptions, RunResult, Scenario, run_sync
+from ..engine import Progress, RunOptions, RunResult, Scenario, StopRequest, run_sync
 from ..engine.clock import RealClock
 from ..thresholds import Threshold
 
 __all__ = ["serve_worker"]
 
 _SPIN_NS = 1_000_000
+#: what the channel hands its callback when it closes
+_CLOSED = object()
+#: the stop reason when the controller's channel closes under a running worker
+_CONTROLLER_GONE = "the connection to the controller closed (it exited or was killed)"
 
 
 class _StartGate(RealClock):
@@ -66,6 +74,7 @@ def serve_worker(channel: Any) -> None:
         channel.send(("error", {"phase": "setup", "message": _load_hint(exc)}))
         return
     index, count = (int(x) for x in kwargs["shard"])
+    label = str(kwargs.get("name") or f"worker {index}")
 
     def progress(p: Progress) -> None:
         try:
@@ -95,14 +104,52 @@ def serve_worker(channel: Any) -> None:
             return
     delay = int(kwargs["start_wall_ns"]) - time.time_ns()
     gate = _StartGate(time.perf_counter_ns() + delay)
+    stop = _listen_for_stop(channel)
+    options = replace(options, stop=stop)
     try:
         result = _run_gated(scenarios, thresholds, options, gate, source)
         text = json.dumps(result.to_dict())
     except Exception as exc:
         tb = traceback.format_exception(exc)
-        channel.send(("error", {"phase": "run", "message": "".join(tb[-3:]).strip()}))
+        _send(channel, ("error", {"phase": "run", "message": "".join(tb[-3:]).strip()}))
         return
-    channel.send(("result", {"json": text, "late_ns": gate.late_ns}))
+    if stop.reason == _CONTROLLER_GONE:
+        # nobody is left to receive the result: say why the load ended where it can be seen
+        with contextlib.suppress(OSError):
+            print(
+                f"certload worker {label} (pid {os.getpid()}): {_CONTROLLER_GONE}; its run "
+                f"was stopped after {result.duration_ns / 1e9:.1f} s and the worker exits",
+                file=sys.stderr,
+                flush=True,
+            )
+        return
+    _send(channel, ("result", {"json": text, "late_ns": gate.late_ns}))
+
+
+def _listen_for_stop(channel: Any) -> StopRequest:
+    """A stop request set by a ``("stop", {reason})`` event or by the channel closing.
+
+    The channel's callback runs in execnet's receiver thread, which also reports the
+    channel's end (its endmarker) when the controller goes away; nothing else may be
+    received on ``channel`` afterwards.
+    """
+    stop = StopRequest()
+
+    def on_item(item: Any) -> None:
+        if item is _CLOSED:
+            stop.set(_CONTROLLER_GONE)
+        elif isinstance(item, tuple) and item and item[0] == "stop":
+            kwargs = item[1] if len(item) > 1 and isinstance(item[1], dict) else {}
+            stop.set(str(kwargs.get("reason") or "the controller asked"))
+
+    channel.setcallback(on_item, endmarker=_CLOSED)
+    return stop
+
+
+def _send(channel: Any, item: tuple[str, dict[str, Any]]) -> None:
+    """Send to the controller unless it is gone (then there is no one to tell)."""
+    with contextlib.suppress(OSError, EOFError, ValueError):
+        channel.send(item)
 
 
 def _prewarm(scenarios: Sequence[Scenario], options: RunOptions) -> None:

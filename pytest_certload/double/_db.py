@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConfigError, ServiceError
+from ..redaction import dsn_passwords, redact_dsn, scrub_secrets
 from ._config import DoubleConfig
 
 __all__ = ["AuditWriter", "prepare_database", "sql_text"]
@@ -45,8 +46,11 @@ def prepare_database(config: DoubleConfig) -> None:
     try:
         conn = psycopg.connect(config.database_url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
+        # the log is kept with the session's reports: never the password
+        shown = redact_dsn(config.database_url)
+        reason = scrub_secrets(str(exc), dsn_passwords(config.database_url), fragments=True)
         raise ServiceError(
-            f"cannot connect to CERTCTL_DATABASE_URL={config.database_url!r}: {exc}".strip()
+            f"cannot connect to CERTCTL_DATABASE_URL={shown!r}: {reason}".strip()
         ) from None
     with conn:
         for name in ("schema.sql", "seed.sql", *(("seed_demo.sql",) if config.demo_seed else ())):

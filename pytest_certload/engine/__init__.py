@@ -3,6 +3,7 @@
 Imports no pytest; ``anyio.run(run, scenarios)`` or :func:`run_sync` drive it from a script.
 """
 
+from .causes import RequestErrors, TransportSample
 from .clock import Clock, RealClock, VirtualClock
 from .executors import (
     ConstantArrivalRate,
@@ -37,6 +38,7 @@ __all__ = [
     "RampingVUs",
     "RealClock",
     "RecordingClient",
+    "RequestErrors",
     "RunOptions",
     "RunResult",
     "Scenario",
@@ -46,6 +48,7 @@ __all__ = [
     "StopRequest",
     "Timeline",
     "TimelineRow",
+    "TransportSample",
     "VirtualClock",
     "arrival_offsets_ns",
     "executor_from_dict",

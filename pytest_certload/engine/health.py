@@ -34,17 +34,18 @@ class HealthLimits:
       must not exceed this (default 50 ms).
     * ``max_iteration_error_ratio``: iterations whose function raised / started must not
       exceed this (default 0.01).
-    * ``unreachable_connect_errors`` and ``unreachable_after_ns``: a scenario that got
-      no HTTP answer at all, but at least this many connection errors, this long after
-      its start, finds its target unreachable; the run is stopped (default 10 errors
-      and 2 s).
+    * ``unreachable_failures`` and ``unreachable_after_ns``: a scenario that got no HTTP
+      answer at all, but at least this many requests that failed below HTTP (any
+      transport-error kind: connect, tls, timeout, reset, protocol), this long after its
+      start, finds its target unreachable; the run is stopped (default 10 failures and
+      2 s).
     """
 
     min_rate_ratio: float = 0.95
     max_dropped_ratio: float = 0.001
     max_lag_p99_ns: int = 50_000_000
     max_iteration_error_ratio: float = 0.01
-    unreachable_connect_errors: int = 10
+    unreachable_failures: int = 10
     unreachable_after_ns: int = 2_000_000_000
 
     def spec(self) -> str:
@@ -54,11 +55,12 @@ class HealthLimits:
             f"lag_p99={self.max_lag_p99_ns / 1e6:g}ms,errors={self.max_iteration_error_ratio:g}"
         )
 
-    def unreachable(self, *, answered: int, connect_errors: int, elapsed_ns: int) -> bool:
-        """Whether a scenario with these HTTP tallies so far finds its target unreachable."""
+    def unreachable(self, *, answered: int, failures: int, elapsed_ns: int) -> bool:
+        """Whether a scenario with these HTTP tallies so far finds its target unreachable:
+        ``answered`` requests got an HTTP answer, ``failures`` failed below HTTP."""
         return (
             answered == 0
-            and connect_errors >= self.unreachable_connect_errors
+            and failures >= self.unreachable_failures
             and elapsed_ns >= self.unreachable_after_ns
         )
 
@@ -99,7 +101,10 @@ class HealthLimits:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HealthLimits:
-        return cls(**data)
+        fields = dict(data)
+        if "unreachable_connect_errors" in fields:  # run files written before the rename
+            fields.setdefault("unreachable_failures", fields.pop("unreachable_connect_errors"))
+        return cls(**fields)
 
 
 @dataclass

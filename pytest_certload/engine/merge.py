@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..metrics import MetricStore, TrendSink
 from ..thresholds import Threshold, evaluate
+from .causes import RequestErrors
 from .health import HealthLimits, ScenarioHealth
 from .results import RunResult, ScenarioResult
 from .timeline import TimelineRow
@@ -95,9 +96,11 @@ def merge_results(
             part.health.judge(limits)
             merged.problems += [f"{worker}: {p}" for p in part.health.problems]
         errors: dict[str, int] = {}
+        request_errors = RequestErrors()
         for p in parts:
             for message, count in p.error_samples.items():
                 errors[message] = errors.get(message, 0) + count
+            request_errors.merge(p.request_errors)
         scenarios[name] = ScenarioResult(
             name=name,
             executor=parts[0].executor,
@@ -108,12 +111,11 @@ def merge_results(
             timeline=_merge_timelines([p.timeline for p in parts]),
             error_samples=errors,
             folded_names=sum(p.folded_names for p in parts),
+            request_errors=request_errors,
         )
     duration = max(r.duration_ns for r in results)
     judged = evaluate(thresholds, store, min_tail_samples=min_tail_samples, duration_ns=duration)
-    aborted = "; ".join(
-        f"{n}: {r.aborted}" for n, r in zip(names, results, strict=True) if r.aborted
-    )
+    aborted = _aborted(names, results)
     return RunResult(
         store=store,
         scenarios=scenarios,
@@ -123,3 +125,12 @@ def merge_results(
         health_limits=limits,
         aborted=aborted,
     )
+
+
+def _aborted(names: Sequence[str], results: Sequence[RunResult]) -> str:
+    """Why the merged run ended early: one reason when every worker gives the same one
+    (a stop request, an unreachable target), else each worker's, by name."""
+    reasons = [(n, r.aborted) for n, r in zip(names, results, strict=True) if r.aborted]
+    if len(reasons) == len(results) and len({reason for _, reason in reasons}) == 1:
+        return reasons[0][1]
+    return "; ".join(f"{n}: {reason}" for n, reason in reasons)

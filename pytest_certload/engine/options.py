@@ -6,6 +6,7 @@ so everything here but the iteration function itself is data.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -139,20 +140,41 @@ class StopRequest:
     """A request, from any thread, to end a run early (SIGTERM, a lost controller).
 
     The run stops within one timeline interval of :meth:`set`, as an abort does: what it
-    measured so far is kept and judged, and ``RunResult.aborted`` gives the reason.
+    measured so far is kept and judged, and ``RunResult.aborted`` gives the reason. A
+    distributed run also tells its workers at once (:meth:`add_callback`).
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._callbacks: list[Callable[[str], None]] = []
         self.reason = ""
 
     def set(self, reason: str) -> None:
+        """Ask for the stop (the first reason wins); callbacks run in this thread."""
         if not self._event.is_set():
             self.reason = reason
             self._event.set()
+            for callback in list(self._callbacks):
+                callback(reason)
 
     def is_set(self) -> bool:
         return self._event.is_set()
+
+    def add_callback(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` when the stop is set (now, if it already is).
+
+        It runs in the thread that calls :meth:`set`, possibly a signal handler, so it
+        must only hand the news on (``queue.SimpleQueue.put`` is safe there). It may
+        exceptionally run twice when added while another thread sets the stop.
+        """
+        self._callbacks.append(callback)
+        if self._event.is_set():
+            callback(self.reason)
+
+    def remove_callback(self, callback: Callable[[str], None]) -> None:
+        """Forget ``callback`` (nothing happens if it was not added)."""
+        with contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
 
 
 @dataclass(frozen=True)
@@ -173,6 +195,15 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     #: when set, the run ends early (not shipped to ``--certload-tx`` workers)
     stop: StopRequest | None = None
+
+    def __post_init__(self) -> None:
+        # checked here, not when the thresholds are judged after the load
+        n = self.min_tail_samples
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(
+                f"{n!r} is not a valid min_tail_samples (RunOptions); use a whole number of "
+                "samples, 1 or more, e.g. 5."
+            )
 
 
 def check_scenarios(scenarios: Sequence[Scenario], caller: str) -> None:

@@ -9,11 +9,12 @@ distributed controller receives them from its workers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..metrics import MetricStore
+from ..metrics import CounterSink, MetricStore
 from ..thresholds import ThresholdResult
+from .causes import RequestErrors
 from .health import HealthLimits, ScenarioHealth
 from .timeline import TimelineRow
 
@@ -36,7 +37,12 @@ class Progress:
 
 @dataclass
 class ScenarioResult:
-    """One scenario of a run: executor, timing, generator health, timeline, errors."""
+    """One scenario of a run: executor, timing, generator health, timeline, errors.
+
+    ``error_samples`` counts the exceptions its iteration function raised (message ->
+    count, bounded); ``request_errors`` says why its failed requests failed (unexpected
+    statuses with a body sample, transport errors by kind with their first texts).
+    """
 
     name: str
     executor: dict[str, Any]
@@ -47,6 +53,7 @@ class ScenarioResult:
     timeline: list[TimelineRow]
     error_samples: dict[str, int]
     folded_names: int = 0
+    request_errors: RequestErrors = field(default_factory=RequestErrors)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +66,7 @@ class ScenarioResult:
             "timeline": [r.to_dict() for r in self.timeline],
             "error_samples": self.error_samples,
             "folded_names": self.folded_names,
+            "request_errors": self.request_errors.to_dict(),
         }
 
     @classmethod
@@ -73,6 +81,12 @@ class ScenarioResult:
             timeline=[TimelineRow.from_dict(r) for r in data["timeline"]],
             error_samples=dict(data["error_samples"]),
             folded_names=int(data["folded_names"]),
+            # absent from run files written before it was recorded: nothing is known
+            request_errors=(
+                RequestErrors.from_dict(data["request_errors"])
+                if "request_errors" in data
+                else RequestErrors()
+            ),
         )
 
 
@@ -102,6 +116,23 @@ class RunResult:
         return [
             f"{s.name}: {problem}" for s in self.scenarios.values() for problem in s.health.problems
         ]
+
+    def causes(self) -> list[str]:
+        """Why requests failed, one readable line per cause, scenario by scenario::
+
+            issuance: 1,204 of 1,204 requests answered 401 (body: {"error":"Invalid API key"})
+            health: 57 of 57 requests failed below HTTP: tls: [SSL: CERTIFICATE_VERIFY_FAILED]
+            certificate verify failed: ... (to https://127.0.0.1:8443/health)
+
+        Empty when every request got an expected answer.
+        """
+        lines: list[str] = []
+        for name, sc in self.scenarios.items():
+            if sc.request_errors:
+                sink = self.store.select("http_reqs", {"scenario": name})
+                requests = int(sink.count) if isinstance(sink, CounterSink) else 0
+                lines += sc.request_errors.lines(name, requests)
+        return lines
 
     @property
     def trustworthy(self) -> bool:

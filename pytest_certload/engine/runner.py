@@ -101,7 +101,7 @@ async def run(
             elapsed = now - t0
             for r in runs:
                 if r.unreachable(now, options.health):
-                    abort_all(f"unreachable: {r.ctx.first_connect_error}")
+                    abort_all(f"unreachable: {r.ctx.first_transport_error}")
             if options.stop is not None and options.stop.is_set():
                 abort_all(f"stopped: {options.stop.reason}")
             if abortable:

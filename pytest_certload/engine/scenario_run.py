@@ -167,7 +167,7 @@ class ScenarioRun:
         """Whether this scenario, by ``now``, finds its target unreachable."""
         return self.started and limits.unreachable(
             answered=self.ctx.http_ok,
-            connect_errors=self.ctx.connect_errors,
+            failures=self.ctx.transport_failures,
             elapsed_ns=now - self.t_start,
         )
 
@@ -185,8 +185,8 @@ class ScenarioRun:
         )
         target_rate, achieved = self._rates(elapsed)
         unreachable = ""
-        if self.ctx.http_ok == 0 and self.ctx.connect_errors:
-            unreachable = self.ctx.first_connect_error
+        if self.ctx.http_ok == 0 and self.ctx.transport_failures:
+            unreachable = self.ctx.first_transport_error
         health = ScenarioHealth(
             scenario=sc.name,
             open_model=sc.open_model,
@@ -211,4 +211,5 @@ class ScenarioRun:
             timeline=list(self.timeline.rows),
             error_samples=dict(self.ctx.error_samples),
             folded_names=self.ctx.folded_names,
+            request_errors=self.ctx.request_errors,
         )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TransportError
 from ..metrics import MetricStore, MetricType, TagSet, tagset
 from ..units import parse_duration_ns
+from .causes import RequestErrors, error_text
 
 if TYPE_CHECKING:
     from ..http import Client, Response
@@ -60,18 +61,29 @@ class ScenarioContext:
     timeline: Timeline | None = None
     expected_statuses: Collection[int] = DEFAULT_EXPECTED
     iterations_started: int = 0
-    # HTTP outcome tallies used by the health verdict (unreachable target detection)
+    #: requests that got an HTTP answer, whatever its status (the unreachable rule)
     http_ok: int = 0
-    connect_errors: int = 0
-    first_connect_error: str = ""
-    # bounded sample of iteration exceptions (message -> count)
     iteration_errors: int = 0
 
     def __post_init__(self) -> None:
         self._names: set[str] = set()
         self._tag_cache: dict[tuple[Any, ...], TagSet] = {}
+        #: bounded sample of iteration exceptions (message -> count)
         self.error_samples: dict[str, int] = {}
+        #: why requests failed: unexpected statuses and transport errors, bounded
+        self.request_errors = RequestErrors()
         self.folded_names = 0
+
+    @property
+    def transport_failures(self) -> int:
+        """Requests that failed below HTTP (any kind) so far."""
+        return self.request_errors.transport_failures
+
+    @property
+    def first_transport_error(self) -> str:
+        """``kind: text (to URL)`` of the first request that failed below HTTP, or ""."""
+        first = self.request_errors.first_transport
+        return first.describe() if first is not None else ""
 
     def request_tags(
         self,
@@ -152,19 +164,20 @@ class RecordingClient:
         try:
             response = await self.client.request(method, url, **kwargs)
         except TransportError as exc:
-            response = FailedResponse(exc.url or url, str(exc), exc.kind)
-            if exc.kind == "connect":
-                ctx.connect_errors += 1
-                if not ctx.first_connect_error:
-                    text = str(exc)
-                    target = exc.url or url
-                    ctx.first_connect_error = text if target in text else f"{target}: {text}"
+            target = exc.url or url
+            message = str(exc)
+            response = FailedResponse(target, message, exc.kind)
+            ctx.request_errors.add_transport(
+                exc.kind, error_text(message, target, method, exc.kind), target
+            )
         service = now() - t_send
         status = response.status_code
         ok_statuses = ctx.expected_statuses if expected is None else expected
         is_expected = status != 0 and status in ok_statuses
         if status:
             ctx.http_ok += 1
+            if not is_expected:
+                ctx.request_errors.add_status(status, response.content)
         label = name if name is not None else url.split("?", 1)[0]
         ts = ctx.request_tags(label, method, status, is_expected, tags)
         lag = self._vu.current_lag_ns

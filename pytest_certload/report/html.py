@@ -24,16 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine import RunResult, ScenarioResult, TimelineRow
 from ..metrics import TrendSink
-from ..record import RunRecord, SessionRecord, now_iso
-from .meta import target_text
+from ..record import REPORT_FILE, RunRecord, SessionRecord, now_iso
+from .meta import TLS_OFF, target_text
 from .stats import scenario_stats
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["INSTALL_HINT", "REPORT_NAME", "charts_available", "render", "write_report"]
+__all__ = ["INSTALL_HINT", "charts_available", "render", "write_report"]
 
-REPORT_NAME = "report.html"
 INSTALL_HINT = "charts need matplotlib: pip install 'pytest-certload[report]'"
 #: percentiles of the HDR percentile plot (those beyond the sample count are dropped)
 _PERCENTILES = (
@@ -252,6 +251,8 @@ def _target_block(session: SessionRecord) -> list[str]:
         session.target_record, unrecorded="not recorded (the tests did not use the certload stack)"
     )
     out = [f"<dt>target</dt><dd>{_e(what)}</dd>"]
+    if details.get("tls_verify") is False:
+        out.append(f'<dt>TLS</dt><dd class="bad">{_e(TLS_OFF)}</dd>')
     if session.target:
         out.append(f"<dt>target label</dt><dd>{_e(session.target)}</dd>")
     for key in ("url", "provider"):
@@ -332,6 +333,7 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
     problems += [f"unreachable: {u}" for u in result.unreachable]
     if result.aborted:
         problems.append(f"aborted: {result.aborted}")
+    problems += [f"cause: {c}" for c in result.causes()]
     if problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in problems)
         parts.append(f'<ul class="problems bad">{items}</ul>')
@@ -402,11 +404,5 @@ def render(session: SessionRecord, *, generated_at: str | None = None) -> str:
 
 
 def write_report(session: SessionRecord) -> Path:
-    """Write :data:`REPORT_NAME` into the session's output directory; return its path."""
-    text = render(session)
-    session.output_dir.mkdir(parents=True, exist_ok=True)
-    path = session.output_dir / REPORT_NAME
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write the session's ``report.html`` (atomically, scrubbed); return its path."""
+    return session.write_output(REPORT_FILE, render(session))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["target_text"]
+__all__ = ["TLS_OFF", "target_text"]
+
+#: what every report says when the session did not verify TLS (``--certload-ca insecure``)
+TLS_OFF = "TLS verification was off (--certload-ca insecure): no server certificate was checked"
 
 
 def target_text(target: Mapping[str, Any], *, unrecorded: str) -> str:

@@ -5,8 +5,11 @@
 ``values`` (``avg min med max p(90) p(95) p(99)`` in ms for time trends), and
 ``thresholds`` mapping each expression to ``{"ok": bool}``. ``connector_tier`` carries
 certctl's per-target-type object with every field filled. ``tests`` lists each test with
-its verdict and per-scenario figures. The document is described by
-``summary.schema.json`` beside this module (``schema_version`` 1).
+its verdict and per-scenario figures; a scenario whose requests failed has an ``errors``
+object saying why (unexpected statuses with a body sample, transport errors by kind with
+their first texts, and the readable ``causes`` lines). The document is described by
+``summary.schema.json`` beside this module (``schema_version`` 1; ``errors`` was added
+without a version change, as an optional field).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..engine import RunResult
 from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summary
-from ..record import RunRecord, SessionRecord, now_iso
+from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
 from ..thresholds import ThresholdResult, format_selector
 from .stats import scenario_stats
@@ -24,7 +28,6 @@ from .stats import scenario_stats
 __all__ = [
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
-    "SUMMARY_NAME",
     "build_summary",
     "connector_tier",
     "write_summary",
@@ -32,7 +35,6 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
-SUMMARY_NAME = "summary.json"
 _PER_SCENARIO = (
     "http_req_duration",
     "http_req_failed",
@@ -90,7 +92,25 @@ def _threshold_entry(r: ThresholdResult) -> dict[str, Any]:
     }
 
 
-def _test_entry(record: RunRecord, outcome: str) -> dict[str, Any]:
+def _scenario_entry(result: RunResult, name: str) -> dict[str, Any]:
+    sc = result.scenarios[name]
+    stats = scenario_stats(result, name)
+    entry: dict[str, Any] = {
+        **stats,
+        "health": sc.health.to_dict(),
+        "executor": sc.executor,
+        "tags": sc.tags,
+    }
+    if sc.request_errors:
+        entry["errors"] = {
+            **sc.request_errors.to_dict(),
+            "causes": sc.request_errors.lines(name, stats["requests"]),
+        }
+    return entry
+
+
+def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
+    outcome = session.outcome(record.nodeid)
     result = record.result
     return {
         "nodeid": record.nodeid,
@@ -102,16 +122,8 @@ def _test_entry(record: RunRecord, outcome: str) -> dict[str, Any]:
         "aborted": result.aborted,
         "untrustworthy": result.untrustworthy,
         "unreachable": result.unreachable,
-        "run_file": str(record.path) if record.path else None,
-        "scenarios": {
-            name: {
-                **scenario_stats(result, name),
-                "health": sc.health.to_dict(),
-                "executor": sc.executor,
-                "tags": sc.tags,
-            }
-            for name, sc in result.scenarios.items()
-        },
+        "run_file": session.run_file(record),
+        "scenarios": {name: _scenario_entry(result, name) for name in result.scenarios},
         "thresholds": [_threshold_entry(r) for r in result.thresholds],
     }
 
@@ -161,7 +173,7 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
         "http_backend": session.http_backend,
         "target": session.target_record,
         "state": {"testRunDurationMs": duration_ns / 1e6},
-        "tests": [_test_entry(r, session.outcome(r.nodeid)) for r in session.records],
+        "tests": [_test_entry(session, r) for r in session.records],
         "metrics": metrics,
     }
     tier = connector_tier(merged)
@@ -170,11 +182,6 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
     return doc
 
 
-def write_summary(doc: dict[str, Any], output_dir: Path) -> Path:
-    """Write ``doc`` as :data:`SUMMARY_NAME` into ``output_dir`` (atomically)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / SUMMARY_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str))
-    tmp.replace(path)
-    return path
+def write_summary(doc: dict[str, Any], session: SessionRecord) -> Path:
+    """Write ``doc`` as the session's ``summary.json`` (atomically, scrubbed)."""
+    return session.write_output(SUMMARY_FILE, json.dumps(doc, indent=2, default=str))

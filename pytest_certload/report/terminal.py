@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..record import SessionRecord
+from .meta import TLS_OFF
 from .stats import scenario_stats
 
 __all__ = ["render"]
@@ -38,6 +39,8 @@ def render(session: SessionRecord) -> list[str]:
     lines: list[str] = []
     target = session.target or "(not recorded: the test did not use the certload stack)"
     lines.append(f"target: {target}")
+    if session.target_details.get("tls_verify") is False:
+        lines.append(f"! {TLS_OFF}")
     lines.append(_row([name for name, _, _ in _COLUMNS]))
     for record in session.records:
         result = record.result
@@ -68,6 +71,8 @@ def render(session: SessionRecord) -> list[str]:
         for r in result.thresholds:
             mark = "✓" if r.ok else "✗"
             lines.append(f"    {mark} {r.message()}")
+        for cause in result.causes():
+            lines.append(f"    ! cause: {cause}")
         for problem in result.untrustworthy:
             lines.append(f"    ! untrustworthy: {problem}")
         for url in result.unreachable:

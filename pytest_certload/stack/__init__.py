@@ -8,14 +8,18 @@ Providers hand scenarios a :class:`StackInfo` whichever way the stack was obtain
 * :class:`ExternalStack` -- a stack somebody else runs.
 
 The modules, each doing one job: ``info`` (StackInfo, TARGET_TYPES), ``protocols``
-(Service, Readiness, StackProvider), ``probes`` (readiness waits), ``processes`` (child
-processes, the cleanup registry, temp dirs), ``services`` (ProcessService), ``helpers``
-(ports, log tails, paths, child environments), ``tls`` (the stack's TLS files), one module
-per service (``postgres``, ``certctl``, ``sidecars``, ``f5`` and the standalone ``f5mock``
-script) and one per provider (``local``, ``containers``, ``external``).
+(Service, Readiness, StackProvider), ``probes`` (readiness waits), ``preflight`` (is the
+stack usable before any load: /ready, one authenticated call, TLS and scheme),
+``processes`` (child processes, the cleanup registry, temp dirs, kept logs), ``services``
+(ProcessService), ``helpers`` (ports, log tails, paths, child environments), ``tls``
+(the stack's TLS files), one module per
+service (``postgres``, ``certctl``, ``sidecars``, ``f5`` and the standalone ``f5mock``
+script), one per provider (``local``, ``containers``, ``external``) and ``session`` (the
+stack of a whole test session).
 
-Names are imported on first use, so importing this package is cheap. Nothing here
-imports pytest.
+Names are imported on first use, so importing this package is cheap (the pre-flight
+check's entry point is ``pytest_certload.stack.preflight.preflight``: the module has the
+function's name). Nothing here imports pytest.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from .info import TARGET_TYPES, StackInfo
     from .local import LocalStack
     from .postgres import LocalPostgres
+    from .preflight import PreflightProblem, check_stack
     from .probes import wait_for_http, wait_for_port, wait_for_tls
     from .processes import LocalProcess
     from .protocols import Readiness, Service, StackProvider
@@ -47,6 +52,8 @@ _WHERE = {
     "wait_for_http": "probes",
     "wait_for_port": "probes",
     "wait_for_tls": "probes",
+    "PreflightProblem": "preflight",
+    "check_stack": "preflight",
     "CertctlServer": "certctl",
     "ContainerSpec": "containers",
     "ContainerStack": "containers",
@@ -77,11 +84,13 @@ __all__ = [
     "LocalProcess",
     "LocalStack",
     "NginxSidecar",
+    "PreflightProblem",
     "Readiness",
     "Service",
     "StackInfo",
     "StackProvider",
     "TLSMaterial",
+    "check_stack",
     "container_specs",
     "free_port",
     "make_tls_material",

@@ -40,6 +40,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigError, ServiceError
+from ..redaction import redact_dsn
 from ..units import NS_PER_S
 from .helpers import free_port, python_child_env
 from .probes import wait_for_http
@@ -59,7 +60,7 @@ def with_sslmode_disable(dsn: str) -> str:
     parts = urlsplit(dsn)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ConfigError(
-            f"{dsn!r} is not a postgres:// or postgresql:// URL; certctl's "
+            f"{redact_dsn(dsn)!r} is not a postgres:// or postgresql:// URL; certctl's "
             "CERTCTL_DATABASE_URL needs the URL form."
         )
     query = parse_qsl(parts.query, keep_blank_values=True)

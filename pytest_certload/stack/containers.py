@@ -7,8 +7,11 @@ sidecar configs are rendered into ``fixtures/compose/`` for ``docker-compose.yml
 
 Inside the containers every service listens on a fixed port of its own network alias
 (``postgres:5432``, ``certctl-server:8443``, ``nginx-target:443``, ...); the host reaches
-them through the ports the engine maps, verified against the test CA (every server
-certificate carries ``localhost`` and ``127.0.0.1``).
+them through the ports the engine maps -- published on ``127.0.0.1`` only (``bind_host``),
+never on every interface -- verified against the test CA (every server certificate
+carries ``localhost`` and ``127.0.0.1``). The database password is random for every
+stack (:mod:`secrets`). With ``logs_dir`` each container's output is written there as
+``<name>.log`` before the container is removed.
 
 Without a reachable Docker-compatible engine :class:`ContainerStack.start` raises
 :class:`~pytest_certload.errors.ServiceError` saying what was checked, how to point
@@ -27,14 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import psycopg
 
 from ..errors import ServiceError
+from ..redaction import dsn_passwords, scrub_secrets
 from ..units import NS_PER_S
 from .certctl import DEFAULT_ENCRYPTION_KEY, certctl_environment
+from .helpers import describe_exit
 from .info import TARGET_TYPES, StackInfo
 from .local import CERT_NAMES
 from .probes import wait_for_http, wait_until
@@ -88,7 +93,8 @@ class ContainerSpec:
     image: str
     ports: tuple[int, ...]
     probe: Probe
-    env: Mapping[str, str] = field(default_factory=dict)
+    #: holds the database password and the API key: kept out of the repr
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     command: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()
     mounts: tuple[Mount, ...] = ()
@@ -203,15 +209,21 @@ def container_specs(
     *,
     api_key: str,
     admin_key_name: str = "loadtest",
-    db_password: str = "certctl",
+    db_password: str | None = None,
     certctl_image: str = CERTCTL_IMAGE,
     encryption_key: str = DEFAULT_ENCRYPTION_KEY,
     f5mock_source: str = "f5mock.py",
 ) -> tuple[ContainerSpec, ...]:
-    """The stack's containers in start order (mount sources relative to the work dir)."""
+    """The stack's containers in start order (mount sources relative to the work dir).
+
+    ``db_password`` is the PostgreSQL password (random when not given).
+    """
+    if db_password is None:
+        db_password = secrets.token_urlsafe(24)
     certs = Mount("tls", CERTS_DIR, "ro")
+    quoted = quote(db_password, safe="")
     certctl_env = certctl_environment(
-        database_url=f"postgres://certctl:{db_password}@postgres:5432/certctl?sslmode=disable",
+        database_url=f"postgres://certctl:{quoted}@postgres:5432/certctl?sslmode=disable",
         host="0.0.0.0",
         port=8443,
         cert=f"{CERTS_DIR}/certctl.pem",
@@ -375,8 +387,17 @@ def _no_engine_error(problem: str) -> ServiceError:
 # ------------------------------------------------------------------ the provider
 
 
+#: the host address container ports are published on: loopback only
+BIND_HOST = "127.0.0.1"
+
+
 class ContainerStack:
-    """Boot the stack with testcontainers; start() returns a :class:`StackInfo`."""
+    """Boot the stack with testcontainers; start() returns a :class:`StackInfo`.
+
+    Every container port is published on ``bind_host`` (loopback by default: a remote
+    engine's ports are then reachable only from its own host); the database password is
+    random unless ``db_password`` is given; ``logs_dir`` keeps each container's output.
+    """
 
     def __init__(
         self,
@@ -386,8 +407,14 @@ class ContainerStack:
         targets: Sequence[str] = TARGET_TYPES,
         ready_timeout_ns: int = 120 * NS_PER_S,
         base_dir: Path | None = None,
+        logs_dir: Path | None = None,
+        db_password: str | None = None,
+        bind_host: str = BIND_HOST,
     ) -> None:
         self.api_key = api_key or secrets.token_urlsafe(32)
+        self.db_password = db_password or secrets.token_urlsafe(24)
+        self.logs_dir = logs_dir
+        self.bind_host = bind_host
         self.certctl_image = certctl_image
         self.targets = tuple(targets)
         self.ready_timeout_ns = ready_timeout_ns
@@ -397,8 +424,13 @@ class ContainerStack:
         self._containers: dict[str, Any] = {}
         self.info: StackInfo | None = None
 
+    def __repr__(self) -> str:
+        return f"<ContainerStack {self.certctl_image} targets={','.join(self.targets)}>"
+
     def specs(self) -> tuple[ContainerSpec, ...]:
-        specs = container_specs(api_key=self.api_key, certctl_image=self.certctl_image)
+        specs = container_specs(
+            api_key=self.api_key, db_password=self.db_password, certctl_image=self.certctl_image
+        )
         return tuple(s for s in specs if s.target is None or s.target in self.targets)
 
     async def start(self) -> StackInfo:
@@ -428,7 +460,9 @@ class ContainerStack:
                 container = DockerContainer(spec.image)
                 for key, value in spec.env.items():
                     container = container.with_env(key, value)
-                container = container.with_exposed_ports(*spec.ports)
+                for port in spec.ports:
+                    # (host address, None): the engine picks a free port on that address
+                    container = container.with_bind_ports(port, (self.bind_host, None))
                 for mount in spec.mounts:
                     container = container.with_volume_mapping(
                         str(self.directory / mount.source), mount.target, mount.mode
@@ -448,7 +482,8 @@ class ContainerStack:
                 host = container.get_container_host_ip()
                 port = int(container.get_exposed_port(spec.probe.port))
                 if spec.probe.kind == "postgres":
-                    dsn = f"postgresql://certctl:certctl@{host}:{port}/certctl"
+                    password = quote(self.db_password, safe="")
+                    dsn = f"postgresql://certctl:{password}@{host}:{port}/certctl"
                     await _wait_postgres(dsn, self.ready_timeout_ns, spec.name, container)
                     continue
                 base = f"{spec.probe.kind}://{host}:{port}"
@@ -478,7 +513,11 @@ class ContainerStack:
     async def stop(self) -> None:
         containers, self._containers = self._containers, {}
         with anyio.CancelScope(shield=True):
-            for container in reversed(list(containers.values())):
+            for name, container in reversed(list(containers.items())):
+                if self.logs_dir is not None:
+                    await anyio.to_thread.run_sync(
+                        write_container_log, name, container, self.logs_dir
+                    )
                 with contextlib.suppress(Exception):
                     await anyio.to_thread.run_sync(container.stop)
             if self._network is not None:
@@ -490,11 +529,60 @@ class ContainerStack:
                 self.directory = None
         self.info = None
 
+    def dead_services(self) -> list[str]:
+        """One line per container that has exited since it started, with its log tail
+        (a container whose state cannot be read is not reported)."""
+        dead = []
+        for name, container in list(self._containers.items()):
+            status = container_exit_status(container)
+            if status is not None:
+                tail = _Container(name, container).log_tail(20)
+                dead.append(describe_exit(f"container {name}", status, tail))
+        return dead
+
+    def copy_logs(self, directory: Path) -> list[Path]:
+        """Write every container's output into ``directory/<name>.log`` now; the files
+        written. Never raises."""
+        written = []
+        for name, container in list(self._containers.items()):
+            path = write_container_log(name, container, directory)
+            if path is not None:
+                written.append(path)
+        return written
+
     async def __aenter__(self) -> StackInfo:
         return await self.start()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def container_exit_status(container: Any) -> int | None:
+    """The exit code of a started testcontainers container that has stopped, else None
+    (running, not started, or its state unreadable)."""
+    try:
+        wrapped = container.get_wrapped_container()
+        if wrapped is None:
+            return None
+        wrapped.reload()
+        if wrapped.status not in ("exited", "dead"):
+            return None
+        return int(wrapped.attrs["State"]["ExitCode"])
+    except Exception:  # an engine that does not answer is not a death
+        return None
+
+
+def write_container_log(name: str, container: Any, directory: Path) -> Path | None:
+    """Write a container's output (stdout then stderr) to ``directory/<name>.log``; None
+    when there was none to get. Never raises."""
+    try:
+        out, err = container.get_logs()
+        path = directory / f"{name}.log"
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((out or b"") + (err or b""))
+    except Exception:  # a log we cannot keep is not worth an error
+        return None
+    return path
 
 
 class _Container:
@@ -522,11 +610,14 @@ async def _wait_http(url: str, ca: Path, timeout_ns: int, name: str, container: 
 
 
 async def _wait_postgres(dsn: str, timeout_ns: int, name: str, container: Any) -> None:
+    secrets_of_dsn = dsn_passwords(dsn)
+
     async def attempt() -> str | None:
         try:
             conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=2)
         except psycopg.OperationalError as error:
-            return str(error).strip() or repr(error)
+            text = str(error).strip() or type(error).__name__
+            return scrub_secrets(text, secrets_of_dsn, fragments=True)
         await conn.close()
         return None
 

@@ -7,6 +7,8 @@ and only checks it is ready.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 
 from ..errors import ServiceError
@@ -43,6 +45,14 @@ class ExternalStack:
 
     async def stop(self) -> None:
         """Nothing to stop: the stack belongs to someone else."""
+
+    def dead_services(self) -> list[str]:
+        """Nothing to watch: the stack's processes are someone else's."""
+        return []
+
+    def copy_logs(self, directory: Path) -> list[Path]:
+        """No logs to keep: the stack's logs are someone else's."""
+        return []
 
     async def __aenter__(self) -> StackInfo:
         return await self.start()

@@ -1,5 +1,5 @@
 """Small facts about the host the stack runs on: a free port, a log's tail, whether
-another user can reach a path, the environment of a Python child.
+another user can reach a path, the environment of a Python child, how a process died.
 
 Nothing here starts, stops or waits for anything.
 """
@@ -7,11 +7,12 @@ Nothing here starts, stops or waits for anything.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["blocking_ancestor", "free_port", "python_child_env", "tail_file"]
+__all__ = ["blocking_ancestor", "describe_exit", "free_port", "python_child_env", "tail_file"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,3 +73,18 @@ def python_child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
+
+
+def describe_exit(name: str, status: int, log_tail: str) -> str:
+    """``"NAME exited with status N; last log lines:\n..."`` (``"was killed by SIGKILL"``
+    for a negative status), as liveness checks report a dead service."""
+    if status < 0:
+        try:
+            how = f"was killed by {signal.Signals(-status).name} (status {status})"
+        except ValueError:
+            how = f"was killed by signal {-status}"
+    else:
+        how = f"exited with status {status}"
+    tail = log_tail.strip()
+    shown = f"last log lines:\n{tail}" if tail else "it wrote no log output"
+    return f"{name} {how}; {shown}"

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from ..errors import ConfigError
 from ..http.tls import client_context
+from ..redaction import redact_url
 
 __all__ = ["TARGET_TYPES", "StackInfo"]
 
@@ -26,9 +27,13 @@ def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StackInfo:
-    """Everything a scenario needs to reach the system under test."""
+    """Everything a scenario needs to reach the system under test.
+
+    Its repr (what a failing test's traceback shows) holds no token, no DSN and no
+    password of a URL.
+    """
 
     certctl_url: str
     token: str = field(repr=False)
@@ -53,6 +58,14 @@ class StackInfo:
                 f"unknown target type(s) {', '.join(unknown)} in StackInfo.targets; "
                 f"valid types are {', '.join(TARGET_TYPES)}."
             )
+
+    def __repr__(self) -> str:
+        targets = {kind: redact_url(url) for kind, url in self.targets.items()}
+        return (
+            f"StackInfo(certctl_url={redact_url(self.certctl_url)!r}, ca={self.ca!r}, "
+            f"verify_tls={self.verify_tls!r}, targets={targets!r}, "
+            f"f5_http_url={self.f5_http_url!r}, provider={self.provider!r})"
+        )
 
     def verify(self) -> ssl.SSLContext | bool:
         """What to pass as an HTTP client's ``verify``.

@@ -6,6 +6,12 @@ group -- the chain ``postgres -> certctl`` beside the nginx, apache and haproxy 
 and the f5 mock. Each service is started and waited for; the first failure cancels the
 rest and :meth:`LocalStack.stop` tears down whatever had started, so a failed boot leaves
 no process and no directory behind.
+
+With ``logs_dir`` every service's log (``postgres.log``, ``certctl.log``, ``nginx.log``,
+``apache.log``, ``haproxy.log``, ``f5.log``) is copied there as the service stops, before
+its directory is removed -- after a failed boot and an interrupted run too -- so the log
+that shows why a run went wrong outlives the stack. :meth:`LocalStack.dead_services` says
+which service has died since it started.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from ..errors import ConfigError, ServiceError
 from ..units import NS_PER_S
 from .certctl import CertctlServer
 from .f5 import F5Mock
-from .helpers import blocking_ancestor
+from .helpers import blocking_ancestor, describe_exit
 from .info import TARGET_TYPES, StackInfo
 from .postgres import LocalPostgres
-from .processes import make_temp_dir, remove_temp_dir
+from .processes import copy_quietly, make_temp_dir, remove_temp_dir
 from .protocols import Service
 from .sidecars import ApacheSidecar, HAProxySidecar, NginxSidecar
 from .tls import TLSMaterial, make_tls_material
@@ -50,6 +56,7 @@ class LocalStack:
     ``certctl="none"`` boots everything but certctl (``StackInfo.certctl_url`` is then
     empty). ``targets`` picks the sidecars (default: all of nginx, apache, haproxy, f5).
     ``boot_seconds`` holds each service's start-to-ready time after :meth:`start`.
+    ``logs_dir``: where each service's log is copied as it stops (see the module doc).
     """
 
     def __init__(
@@ -65,6 +72,7 @@ class LocalStack:
         base_dir: Path | None = None,
         pg_bin_dir: Path | None = None,
         ready_timeout_ns: int = 30 * NS_PER_S,
+        logs_dir: Path | None = None,
     ) -> None:
         if certctl not in ("double", "binary", "none"):
             raise ConfigError(
@@ -87,6 +95,7 @@ class LocalStack:
         self._base_dir = base_dir
         self._pg_bin_dir = pg_bin_dir
         self.ready_timeout_ns = ready_timeout_ns
+        self.logs_dir = logs_dir
         self.directory: Path | None = None
         self.tls: TLSMaterial | None = None
         self.postgres: LocalPostgres | None = None
@@ -98,6 +107,8 @@ class LocalStack:
     async def _boot(self, service: Service) -> None:
         started = time.perf_counter()
         self.services[service.name] = service
+        if self.logs_dir is not None:
+            service.keep_log(self.logs_dir)
         await service.start()
         await service.wait_ready(self.ready_timeout_ns)
         self.boot_seconds[service.name] = time.perf_counter() - started
@@ -217,6 +228,26 @@ class LocalStack:
         if failures:
             detail = "; ".join(f"{name}: {exc}" for name, exc in failures)
             raise ServiceError(f"stopping the local stack failed for {detail}")
+
+    def dead_services(self) -> list[str]:
+        """One line per service whose process has exited since it started, with the
+        tail of its log; empty while everything runs."""
+        dead = []
+        for name, service in list(self.services.items()):
+            status = service.exit_status()
+            if status is not None:
+                dead.append(describe_exit(name, status, service.log_tail(20)))
+        return dead
+
+    def copy_logs(self, directory: Path) -> list[Path]:
+        """Copy every running service's log into ``directory`` now (``<name>.log``); the
+        files written. Never raises."""
+        copied = []
+        for name, service in list(self.services.items()):
+            source = service.log_path
+            if source is not None and copy_quietly(source, directory / f"{name}.log"):
+                copied.append(directory / f"{name}.log")
+        return copied
 
     async def __aenter__(self) -> StackInfo:
         return await self.start()

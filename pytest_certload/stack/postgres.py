@@ -3,8 +3,9 @@
 ``start()`` runs ``initdb`` into a fresh temporary directory, starts the ``postgres``
 server in the foreground on ``127.0.0.1:<free port>`` (tuned for tests: no fsync, no
 synchronous commit, no full-page writes), and creates the login role and database
-``certctl``. ``stop()`` asks for a fast shutdown, kills after a deadline and removes the
-directory.
+``certctl`` with a random password (:mod:`secrets`, new for every server) unless one is
+given. ``stop()`` asks for a fast shutdown, kills after a deadline and removes the
+directory (after copying the log out, when :meth:`LocalPostgres.keep_log` asked for it).
 
 PostgreSQL refuses to run as root. When this process is root, ``initdb`` and the server
 run as the ``postgres`` OS user (``os_user=``), which must own the data directory; the
@@ -22,6 +23,7 @@ import contextlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -35,10 +37,11 @@ import psycopg
 from psycopg import sql
 
 from ..errors import ConfigError, ServiceError
+from ..redaction import redact_dsn
 from ..units import NS_PER_S
 from .helpers import blocking_ancestor, free_port, tail_file
 from .probes import wait_until
-from .processes import LocalProcess, make_temp_dir, remove_temp_dir
+from .processes import LocalProcess, keep_log, make_temp_dir, release_log, remove_temp_dir
 
 __all__ = ["LocalPostgres", "find_postgres_bin_dir"]
 
@@ -129,7 +132,7 @@ class LocalPostgres:
         port: int | None = None,
         bin_dir: Path | None = None,
         user: str = "certctl",
-        password: str = "certctl",
+        password: str | None = None,
         os_user: str | None = None,
         settings: Sequence[tuple[str, str]] = (),
     ) -> None:
@@ -143,7 +146,8 @@ class LocalPostgres:
         self._requested_port = port
         self._bin_dir_arg = bin_dir
         self.user = user
-        self.password = password
+        #: the login role's password: random per server unless given
+        self.password = password if password is not None else secrets.token_urlsafe(24)
         self._os_user_arg = os_user
         self._settings = list(settings)
         #: seconds spent in each start-up phase: initdb, start (to accepting), bootstrap
@@ -155,6 +159,10 @@ class LocalPostgres:
         self._own_socket_dir = False
         self._proc: LocalProcess | None = None
         self._log_path: Path | None = None
+        self._keep_log_in: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"<LocalPostgres {self.user}@{self.host}:{self.port}>"
 
     # -------------------------------------------------------------- addresses
 
@@ -167,7 +175,9 @@ class LocalPostgres:
         )
 
     def url(self) -> str:
-        return self.dsn()
+        """Where the server listens, for messages: the DSN with its password as ``***``
+        (:meth:`dsn` is the one to connect with)."""
+        return redact_dsn(self.dsn())
 
     def _admin_conninfo(self, dbname: str = "postgres") -> str:
         assert self._socket_dir is not None
@@ -233,6 +243,8 @@ class LocalPostgres:
             data, sockets = self._prepare_dirs(os_user)
             assert self.directory is not None
             self._log_path = self.directory / "postgres.log"
+            if self._keep_log_in is not None:
+                keep_log(self._log_path, self._keep_log_in / f"{self.name}.log")
             mark = time.perf_counter()
             await self._initdb(bin_dir, data, os_user)
             self.phase_seconds["initdb"] = time.perf_counter() - mark
@@ -380,6 +392,8 @@ class LocalPostgres:
         proc, self._proc = self._proc, None
         if proc is not None:
             await proc.stop(timeout_ns=10 * NS_PER_S)
+        log, self._log_path = self._log_path, None
+        await anyio.to_thread.run_sync(release_log, log)
         for path, own in ((self.directory, True), (self._socket_dir, self._own_socket_dir)):
             if path is not None and own:
                 await remove_temp_dir(path)
@@ -388,6 +402,23 @@ class LocalPostgres:
 
     def log_tail(self, lines: int = 40) -> str:
         return tail_file(self._log_path, lines) if self._log_path is not None else ""
+
+    @property
+    def log_path(self) -> Path | None:
+        """The server's log file (initdb's output first) while its directory exists."""
+        return self._log_path
+
+    def exit_status(self) -> int | None:
+        """The server's exit status once it has died (negative: killed by that signal);
+        None while it runs or before it was started."""
+        return self._proc.exit_status() if self._proc is not None else None
+
+    def keep_log(self, directory: Path) -> None:
+        """Copy the log to ``directory/postgres.log`` when the server stops, before its
+        directory is removed (an interrupted run does it at exit)."""
+        self._keep_log_in = directory
+        if self._log_path is not None:
+            keep_log(self._log_path, directory / f"{self.name}.log")
 
     # -------------------------------------------------------------- databases
 

@@ -8,7 +8,8 @@
   :class:`~pytest_certload.errors.ServiceError`.
 * :func:`wait_until` is the loop under them, for a service with a readiness check of
   its own (a PostgreSQL login).
-* :func:`probe_tls` and :func:`probe_http` are one attempt each.
+* :func:`probe_tls` and :func:`probe_http` are one attempt each; :func:`fetch` is one
+  request that hands back the whole response (the pre-flight check reads its body).
 
 They are written against :class:`~pytest_certload.stack.protocols.Readiness`. HTTP goes
 through the project's own client (``make_client("fast", fresh_connection=True)``, so a
@@ -42,6 +43,7 @@ from .protocols import Readiness
 __all__ = [
     "PROBE_TIMEOUT_NS",
     "Attempt",
+    "fetch",
     "probe_http",
     "probe_tls",
     "wait_for_http",
@@ -282,6 +284,21 @@ def _http_context(
     if urlsplit(url).scheme.lower() != "https":
         return None
     return _context(verify, tls_version, _HTTP_ALPN)
+
+
+async def fetch(
+    url: str,
+    *,
+    verify: VerifyTypes = False,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    timeout_ns: int = PROBE_TIMEOUT_NS,
+) -> Response:
+    """One request on a fresh connection, closed afterwards, TLS verified as ``verify``
+    says. Raises :class:`~pytest_certload.errors.TransportError` (its ``kind`` and
+    ``__cause__`` say what failed below HTTP)."""
+    context = _http_context(url, verify, None)
+    return await _request(url, context, method=method, headers=headers, timeout_ns=timeout_ns)
 
 
 async def probe_http(

@@ -4,7 +4,8 @@ A :class:`LocalProcess` is a child in its own session (process group) with its o
 a log file, stopped with terminate-then-kill under a deadline. Every one, and every
 directory :func:`make_temp_dir` makes, is recorded in a module-level registry that an
 ``atexit`` hook and SIGTERM/SIGHUP handlers empty (:func:`install_cleanup_hooks`), so an
-interrupted run leaves nothing behind.
+interrupted run leaves nothing behind. A log file registered with :func:`keep_log` is
+copied to where it is kept before its directory is removed, there too.
 
 Nothing here imports pytest.
 """
@@ -32,9 +33,13 @@ from .helpers import tail_file
 
 __all__ = [
     "LocalProcess",
+    "copy_kept_logs",
+    "copy_quietly",
     "install_cleanup_hooks",
+    "keep_log",
     "live_processes",
     "make_temp_dir",
+    "release_log",
     "remove_temp_dir",
     "stop_all_processes",
 ]
@@ -43,6 +48,8 @@ _registry_lock = threading.RLock()  # re-entrant: the signal handler may interru
 #: pid -> (process, stop signal, whether the signal goes to the whole group)
 _registry: dict[int, tuple[subprocess.Popen[bytes], int, bool]] = {}
 _temp_dirs: set[Path] = set()
+#: log file -> where it is kept (copied before the directory holding it is removed)
+_kept_logs: dict[Path, Path] = {}
 _atexit_registered = False
 _signals_installed = False
 _previous_handlers: dict[int, object] = {}
@@ -88,12 +95,62 @@ def _remove_dir(path: Path) -> None:
         _temp_dirs.discard(path)
 
 
+# --------------------------------------------------------------------------- kept logs
+
+
+def copy_quietly(source: Path, destination: Path) -> bool:
+    """Copy ``source`` to ``destination`` (making its directory); never raises.
+
+    False, and ``destination`` untouched, when ``source`` does not exist or the copy
+    fails: keeping a log must never hide the error that made it interesting.
+    """
+    try:
+        if not source.is_file():
+            return False
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+    except Exception:  # a log we cannot keep is not worth an error
+        return False
+    return True
+
+
+def keep_log(source: Path, destination: Path) -> None:
+    """Copy the log ``source`` to ``destination`` before its directory is removed: by
+    :func:`release_log` when its service stops, or by :func:`stop_all_processes` when an
+    interrupted run empties the registry."""
+    with _registry_lock:
+        _kept_logs[source] = destination
+
+
+def release_log(source: Path | None, *, copy: bool = True) -> bool:
+    """Copy a log registered with :func:`keep_log` (unless ``copy`` is False) and forget
+    it; True when it was copied."""
+    if source is None:
+        return False
+    with _registry_lock:
+        destination = _kept_logs.pop(source, None)
+    return destination is not None and copy and copy_quietly(source, destination)
+
+
+def copy_kept_logs(into: Path | None = None) -> list[Path]:
+    """Copy every kept log now (only those kept in directory ``into``, if given); the
+    copies made. Never raises."""
+    with _registry_lock:
+        entries = list(_kept_logs.items())
+    return [
+        destination
+        for source, destination in entries
+        if (into is None or destination.parent == into) and copy_quietly(source, destination)
+    ]
+
+
 # --------------------------------------------------------------------------- cleanup
 
 
 def stop_all_processes(grace_s: float = 3.0) -> None:
     """Terminate every registered process group, then kill what is left after ``grace_s``;
-    then remove the directories :func:`make_temp_dir` made.
+    then copy the logs :func:`keep_log` registered and remove the directories
+    :func:`make_temp_dir` made.
 
     Synchronous and safe to call from atexit or a signal handler.
     """
@@ -122,16 +179,19 @@ def stop_all_processes(grace_s: float = 3.0) -> None:
         for proc in procs:
             _registry.pop(proc.pid, None)
         directories = list(_temp_dirs)
+    copy_kept_logs()  # the processes have written their last lines; their dirs go next
+    with _registry_lock:
+        _kept_logs.clear()
     for directory in directories:
         _remove_dir(directory)
 
 
 def _on_fatal_signal(signum: int, frame: FrameType | None) -> None:
-    stop_all_processes(grace_s=2.0)
     previous = _previous_handlers.get(signum, signal.SIG_DFL)
-    if callable(previous):
+    if callable(previous):  # pragma: no cover - install_cleanup_hooks leaves those alone
         previous(signum, frame)
         return
+    stop_all_processes(grace_s=2.0)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
@@ -150,14 +210,16 @@ def install_cleanup_hooks() -> None:
     if _signals_installed:
         return
     # SIGINT already becomes KeyboardInterrupt, which unwinds through every `finally`
-    # and then atexit. SIGTERM and SIGHUP would kill us without either: clean up first,
-    # then hand the signal to whatever handled it before (the default: die of it).
+    # and then atexit. SIGTERM and SIGHUP would kill us without either: when nobody
+    # handles them, clean up and then die of the signal. A Python handler that is there
+    # already (the plugin's SIGTERM policy stops the run and unwinds, tearing the stack
+    # down through every `finally`) is left alone: its owner decides, atexit cleans up.
     if threading.current_thread() is not threading.main_thread():
         return  # try again on a later call from the main thread
     _signals_installed = True
     for signum in (signal.SIGTERM, signal.SIGHUP):
         current = signal.getsignal(signum)
-        if current is signal.SIG_IGN or current is _on_fatal_signal:
+        if current is signal.SIG_IGN or current is _on_fatal_signal or callable(current):
             continue
         _previous_handlers[signum] = current
         signal.signal(signum, _on_fatal_signal)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .info import StackInfo
@@ -34,6 +35,20 @@ class Service(Protocol):
 
     def log_tail(self, lines: int = 40) -> str: ...
 
+    @property
+    def log_path(self) -> Path | None:
+        """The service's log file while it runs (None before start and after stop)."""
+        ...
+
+    def exit_status(self) -> int | None:
+        """The exit status once the service's process has died, else None."""
+        ...
+
+    def keep_log(self, directory: Path) -> None:
+        """Copy the service's log to ``directory/<name>.log`` when it stops (also when an
+        interrupted run stops it), before its working directory is removed."""
+        ...
+
 
 @runtime_checkable
 class Readiness(Protocol):
@@ -55,3 +70,14 @@ class StackProvider(Protocol):
     async def start(self) -> StackInfo: ...
 
     async def stop(self) -> None: ...
+
+    def dead_services(self) -> list[str]:
+        """One line per service that has died since it started (``"NAME exited with
+        status N; last log lines: ..."``); empty when all run, or for a stack that is not
+        ours to watch."""
+        ...
+
+    def copy_logs(self, directory: Path) -> list[Path]:
+        """Copy every service's log into ``directory`` now; the files written. Never
+        raises."""
+        ...

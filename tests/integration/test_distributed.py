@@ -8,12 +8,16 @@ Workers are told to misbehave through the spec's ``env:`` option.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
+import subprocess
 import sys
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -29,6 +33,7 @@ from pytest_certload.engine import (
     RunOptions,
     RunResult,
     Scenario,
+    StopRequest,
 )
 from pytest_certload.engine.health import HealthLimits
 from pytest_certload.errors import CertloadError, ConfigError
@@ -44,12 +49,17 @@ OPTIONS = RunOptions(
 EXIT_AFTER = "CERTLOAD_TEST_EXIT_AFTER"
 HANG = "CERTLOAD_TEST_HANG"
 STARTS = "CERTLOAD_TEST_STARTS"
+PIDS = "CERTLOAD_TEST_PIDS"
 _started = [0]
 
 
 async def hit(url: str, vu: VU) -> None:
     """One GET; a worker whose environment says so logs, exits or hangs (tests below)."""
     _started[0] += 1
+    pids = os.environ.get(PIDS)
+    if pids is not None and _started[0] == 1:
+        with open(pids, "a") as f:  # who sends the load: one line per worker process
+            f.write(f"{os.getpid()}\n")
     log = os.environ.get(STARTS)
     if log is not None:
         with open(log, "a") as f:  # perf_counter is one system-wide clock on Linux
@@ -184,6 +194,155 @@ def test_a_worker_that_never_answers_is_given_up_at_the_bound(server: LatencySer
     assert "sent no result within 4.0 s" in line
     assert _count(merged, "iterations") == 10
     assert run.workers[1].result is not None
+
+
+# -- stopping: the controller's stop request, and a controller that is gone --------------
+
+ROOT = Path(__file__).resolve().parents[2]
+#: a controller in its own process, running 2*popen workers for two minutes
+CONTROLLER = """
+import sys
+from functools import partial
+
+sys.path.insert(0, {root!r})
+from pytest_certload.distributed import run_distributed
+from pytest_certload.engine import ConstantArrivalRate, HTTPOptions, RunOptions, Scenario
+from tests.integration.test_distributed import hit
+
+executor = ConstantArrivalRate(50, "120s", pre_allocated_vus=5, max_vus=20)
+scenario = Scenario("spread", partial(hit, {url!r}), executor)
+run_distributed([scenario], tx=["2*popen"], options=RunOptions(http=HTTPOptions(backend="fast")))
+"""
+
+
+def _wait_for(what: str, check: Callable[[], bool], bound_s: float) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``bound_s`` (generous)."""
+    deadline = time.monotonic() + bound_s
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {bound_s:g} s")
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet has exited: not alive)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _pids(path: Path) -> list[int]:
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def test_workers_stop_when_their_controller_is_killed(
+    server: LatencyServer, tmp_path: Path
+) -> None:
+    server.control("reset")
+    pids_file = tmp_path / "pids.txt"
+    log = tmp_path / "controller.stderr"
+    script = CONTROLLER.format(root=str(ROOT), url=server.url)
+    with open(log, "wb") as stderr:
+        controller = subprocess.Popen(
+            [sys.executable, "-c", script],
+            env={**os.environ, PIDS: str(pids_file)},
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            process_group=0,  # its popen workers join the group: the finally kills them all
+        )
+    try:
+        _wait_for(
+            "both workers sending load",
+            lambda: len(_pids(pids_file)) == 2 and server.stats()["requests"] >= 50,
+            60,
+        )
+        workers = _pids(pids_file)
+        os.kill(controller.pid, signal.SIGKILL)
+        controller.wait()
+        _wait_for("the workers to exit", lambda: not any(map(_alive, workers)), 30)
+        # nothing in flight, and the count stays where it is
+        _wait_for("the server to go quiet", lambda: server.stats()["in_flight"] == 0, 10)
+        seen = server.stats()["requests"]
+        time.sleep(1.0)
+        assert server.stats()["requests"] == seen
+        # each worker stopped its run because the channel closed, and said so
+        text = log.read_text()
+        said = re.findall(
+            r"certload worker (tx[01]) \(pid (\d+)\): the connection to the controller "
+            r"closed \(it exited or was killed\); its run was stopped after",
+            text,
+        )
+        assert sorted(name for name, _ in said) == ["tx0", "tx1"], text
+        assert sorted(int(pid) for _, pid in said) == sorted(workers), text
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(controller.pid, signal.SIGKILL)
+        controller.wait()
+
+
+def test_a_stop_request_returns_the_merged_data_collected_so_far(server: LatencyServer) -> None:
+    server.control("reset")
+    stop = StopRequest()
+
+    def progress(p: Progress) -> None:  # the controller's thread, as a signal handler's
+        if p.iterations >= 40:
+            stop.set("SIGTERM")
+
+    run = run_distributed(
+        [_scenario(server, rate=50, duration="120s")],
+        tx=["2*popen"],
+        options=replace(OPTIONS, progress=progress, progress_every="500ms", stop=stop),
+    )
+    merged = run.merged
+    assert merged.aborted == "stopped: SIGTERM"
+    for w in run.workers:
+        assert w.problem == ""
+        assert w.result is not None
+        assert w.result.aborted == "stopped: SIGTERM"
+    shares = [w.result for w in run.workers if w.result is not None]
+    iterations = _count(merged, "iterations")
+    assert 40 <= iterations < 50 * 120  # stopped long before its 6,000 iterations
+    assert iterations == sum(_count(s, "iterations") for s in shares)
+    recorded = _trend(merged.store, "http_req_duration").count
+    assert recorded == sum(_trend(s.store, "http_req_duration").count for s in shares)
+    interrupted = merged.scenarios["spread"].health.interrupted
+    assert 0 <= server.stats()["requests"] - recorded <= interrupted
+
+
+def test_ctrl_c_in_the_controller_still_ends_every_worker(
+    server: LatencyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.control("reset")
+    pids_file = tmp_path / "pids.txt"
+    monkeypatch.setenv(PIDS, str(pids_file))
+
+    def interrupt(p: Progress) -> None:
+        if p.iterations >= 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_distributed(
+            [_scenario(server, rate=50, duration="120s")],
+            tx=["2*popen"],
+            options=replace(OPTIONS, progress=interrupt, progress_every="500ms"),
+        )
+    workers = _pids(pids_file)
+    assert len(workers) == 2
+    _wait_for("the workers to exit", lambda: not any(map(_alive, workers)), 30)
+
+
+def test_a_stop_before_the_start_sends_no_load(server: LatencyServer) -> None:
+    server.control("reset")
+    stop = StopRequest()
+    stop.set("SIGTERM")
+    run = run_distributed([_scenario(server)], tx=["2*popen"], options=replace(OPTIONS, stop=stop))
+    assert run.merged.aborted == "stopped: SIGTERM"
+    assert [(w.result, w.problem) for w in run.workers] == [(None, ""), (None, "")]
+    assert server.stats()["requests"] == 0
 
 
 def test_certload_tx_resolves_from_cli_ini_and_env() -> None:

@@ -86,9 +86,10 @@ def faults(stack: Stack) -> Iterator[Any]:
 
 
 @pytest.fixture
-def load_suite(pytester: pytest.Pytester, stack: Stack) -> Any:
+def load_suite(pytester: pytest.Pytester, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Run ``tests/load`` (copied) in a subprocess against the module's stack (or
-    ``info``, with the CA bundle ``ca``)."""
+    ``info``, with the CA bundle ``ca``). The token and DSN go through the environment,
+    as the docs recommend: a command line is visible to every local user."""
     (pytester.path / "tests").mkdir()
     (pytester.path / "tests" / "__init__.py").write_text("")
     shutil.copytree(ROOT / "tests" / "load", pytester.path / "tests" / "load")
@@ -101,6 +102,8 @@ def load_suite(pytester: pytest.Pytester, stack: Stack) -> Any:
         info: StackInfo = stack.info,
         ca: Path = stack.bundle,
     ) -> pytest.RunResult:
+        monkeypatch.setenv("CERTLOAD_CERTCTL_TOKEN", info.token)
+        monkeypatch.setenv("CERTLOAD_CERTCTL_DSN", info.dsn or "")
         return pytester.runpytest_subprocess(
             "tests/load",
             "-k",
@@ -108,9 +111,6 @@ def load_suite(pytester: pytest.Pytester, stack: Stack) -> Any:
             f"--certload-duration={duration}",
             f"--certload-health={HEALTH}",
             f"--certctl-url={info.certctl_url}",
-            # "=": a token may start with "-"
-            f"--certctl-token={info.token}",
-            f"--certctl-dsn={info.dsn or ''}",
             f"--certload-ca={ca}",
             "--certload-progress=off",
             "-p",

@@ -273,3 +273,13 @@ def test_cli_errors_name_the_missing_input(
     with pytest.raises(SystemExit):
         main(["compare", "ci", "--min-relative", "lots"])
     assert "'lots' is not a valid fraction" in capsys.readouterr().err
+
+
+def test_a_damaged_histogram_in_a_baseline_is_named(run_a: RunResult, tmp_path: Path) -> None:
+    path = save(_baseline(run_a), tmp_path / "b.json")
+    data = json.loads(path.read_text())
+    trend = data["scenarios"]["issuance_acceptance"]["trends"]["http_req_duration"]
+    trend["hdr"] = trend["hdr"][:12] + "AAAA" + trend["hdr"][16:]
+    path.write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match=r"is not a valid baseline: .*damaged HDR histogram"):
+        load(path)

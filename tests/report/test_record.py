@@ -108,3 +108,42 @@ def test_a_conftest_adds_its_own_fields_to_the_summary(pytester: pytest.Pytester
     doc = json.loads((pytester.path / "certload-results" / "summary.json").read_text())
     assert doc["acme_corp"] == {"build": 1234, "tests": 1}
     assert doc["schema_version"] == 1
+
+
+def test_long_node_ids_never_share_a_run_file(run_a: RunResult, tmp_path: Path) -> None:
+    base = "tests/load/test_scale.py::test_" + "x" * 200
+    ids = [f"{base}[{i}]" for i in range(4)]
+    session = recorder_with(tmp_path, [(nodeid, run_a) for nodeid in ids])
+    names = [r.path.name for r in session.records if r.path is not None]
+    assert len(set(names)) == 4
+    assert all(len(name) <= 160 for name in names)
+    assert [r.nodeid for r in SessionRecord.read(tmp_path).records] == ids
+
+
+def test_damaged_files_are_named_not_tracebacks(run_a: RunResult, tmp_path: Path) -> None:
+    recorder_with(tmp_path, [("t.py::a", run_a)])
+    path = tmp_path / "runs" / "t.py_a.1.json"
+    data = json.loads(path.read_text())
+    series = data["result"]["metrics"]["metrics"]["http_req_duration"]["series"]
+    trend = series[0]
+    trend["hdr"] = trend["hdr"][:12] + "AAAA" + trend["hdr"][16:]
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=r"is not a valid run file .*damaged HDR histogram"):
+        SessionRecord.read(tmp_path)
+    (tmp_path / SESSION_FILE).write_text(json.dumps({"session_format": 1, "runs": "abc"}))
+    with pytest.raises(RecordError, match=r"is not a valid session index"):
+        SessionRecord.read(tmp_path)
+
+
+def test_the_last_sessions_outputs_are_set_aside_whole(tmp_path: Path) -> None:
+    from pytest_certload.record import set_aside_previous
+
+    assert set_aside_previous(tmp_path) is None
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "old.1.json").write_text("{}")
+    (tmp_path / "summary.json").write_text("{}")
+    (tmp_path / "junit.xml").write_text("<x/>")  # not ours: stays
+    previous = set_aside_previous(tmp_path)
+    assert previous == tmp_path / "previous"
+    assert sorted(p.name for p in previous.iterdir()) == ["runs", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "previous"]

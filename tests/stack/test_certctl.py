@@ -133,6 +133,13 @@ def test_sslmode_is_added_once() -> None:
         with_sslmode_disable("host=localhost dbname=x")
 
 
+def test_a_dsn_in_the_url_error_never_shows_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        with_sslmode_disable("host=localhost password=pg-secret-77 dbname=x")
+    assert "pg-secret-77" not in str(info.value)
+    assert "password=***" in str(info.value)
+
+
 async def test_stop_leaves_no_child(tls: TLSMaterial) -> None:
     srv = server(tls)
     await srv.start()

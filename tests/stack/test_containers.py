@@ -114,6 +114,11 @@ def test_compose_file_wires_the_same_stack() -> None:
     for name, service in services.items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    # the database password comes from the environment, the same in both places
+    password = "${CERTLOAD_DB_PASSWORD:-certctl}"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
+    database_url = certctl["environment"]["CERTCTL_DATABASE_URL"]
+    assert database_url.startswith(f"postgres://certctl:{password}@postgres:5432/")
     spec_images = {s.name: s.image for s in container_specs(api_key="k")}
     for name, image in spec_images.items():
         if name == "certctl-server":
@@ -204,6 +209,8 @@ class _FakeContainer:
         self.kwargs: dict[str, object] = {}
         self.aliases: tuple[str, ...] = ()
         self.network: object = None
+        self.bindings: dict[int, object] = {}
+        self.wrapped: _FakeWrapped | None = None
         _FakeContainer.made.append(self)
 
     def with_env(self, key: str, value: str) -> _FakeContainer:
@@ -212,6 +219,10 @@ class _FakeContainer:
 
     def with_exposed_ports(self, *ports: int) -> _FakeContainer:
         self.ports = ports
+        return self
+
+    def with_bind_ports(self, container: int, host: object = None) -> _FakeContainer:
+        self.bindings[container] = host
         return self
 
     def with_volume_mapping(self, host: str, container: str, mode: str = "ro") -> _FakeContainer:
@@ -250,7 +261,22 @@ class _FakeContainer:
         return 5432
 
     def get_logs(self) -> tuple[bytes, bytes]:
-        return b"", b""
+        return f"{self.image} says hello\n".encode(), b"and goodbye\n"
+
+    def get_wrapped_container(self) -> _FakeWrapped | None:
+        return self.wrapped
+
+
+class _FakeWrapped:
+    """What docker-py's Container shows of a container's state."""
+
+    def __init__(self, status: str, exit_code: int) -> None:
+        self.status = status
+        self.attrs = {"State": {"ExitCode": exit_code}}
+        self.reloads = 0
+
+    def reload(self) -> None:
+        self.reloads += 1
 
 
 class _FakeNetwork:
@@ -263,10 +289,9 @@ class _FakeNetwork:
         _FakeNetwork.removed = True
 
 
-@pytest.mark.anyio
-async def test_container_wiring_and_cleanup_after_a_failed_start(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def fake_testcontainers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """testcontainers and the engine replaced by the recording fakes above."""
     import sys
     import types
 
@@ -290,13 +315,16 @@ async def test_container_wiring_and_cleanup_after_a_failed_start(
     monkeypatch.setattr(containers, "_wait_postgres", fake_wait_postgres)
     _FakeContainer.started, _FakeContainer.stopped, _FakeContainer.made = [], [], []
 
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("fake_testcontainers")
+async def test_container_wiring_and_cleanup_after_a_failed_start(tmp_path: Path) -> None:
     stack = ContainerStack(api_key="k1", base_dir=tmp_path)
     with pytest.raises(RuntimeError, match="pull access denied"):
         await stack.start()
 
     pg, certctl = _FakeContainer.made
     assert pg.image == "postgres:16-alpine"
-    assert pg.ports == (5432,)
     assert pg.aliases == ("postgres",)
     assert pg.env["POSTGRES_DB"] == "certctl"
     assert certctl.kwargs == {"working_dir": "/tmp"}
@@ -311,3 +339,74 @@ async def test_container_wiring_and_cleanup_after_a_failed_start(
     ]
     assert _FakeNetwork.removed
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("fake_testcontainers")
+async def test_ports_are_published_on_loopback_only(tmp_path: Path) -> None:
+    stack = ContainerStack(api_key="k1", base_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="pull access denied"):
+        await stack.start()
+    pg, certctl = _FakeContainer.made
+    # with_exposed_ports() would publish on every interface (docker's HostIp "")
+    assert pg.ports == ()
+    assert certctl.ports == ()
+    assert pg.bindings == {5432: ("127.0.0.1", None)}
+    assert certctl.bindings == {8443: ("127.0.0.1", None)}
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("fake_testcontainers")
+async def test_database_password_is_random_per_stack(tmp_path: Path) -> None:
+    stacks = [ContainerStack(api_key="k1", base_dir=tmp_path) for _ in range(2)]
+    passwords = []
+    for stack in stacks:
+        _FakeContainer.made = []
+        with pytest.raises(RuntimeError, match="pull access denied"):
+            await stack.start()
+        pg, certctl = _FakeContainer.made
+        password = pg.env["POSTGRES_PASSWORD"]
+        assert len(password) >= 24
+        assert f"certctl:{password}@postgres:5432" in certctl.env["CERTCTL_DATABASE_URL"]
+        assert password not in repr(stack)
+        assert password not in repr(stack.specs())
+        passwords.append(password)
+    assert passwords[0] != passwords[1]
+    assert "certctl" not in passwords
+    specs = {s.name: s for s in container_specs(api_key="k")}
+    assert specs["postgres"].env["POSTGRES_PASSWORD"] != "certctl"
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("fake_testcontainers")
+async def test_container_logs_are_kept_when_the_stack_stops(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    stack = ContainerStack(api_key="k1", base_dir=tmp_path / "work", logs_dir=logs)
+    with pytest.raises(RuntimeError, match="pull access denied"):
+        await stack.start()
+    assert sorted(p.name for p in logs.iterdir()) == ["certctl-server.log", "postgres.log"]
+    text = (logs / "certctl-server.log").read_text()
+    assert text == "ghcr.io/certctl-io/certctl-server:latest says hello\nand goodbye\n"
+
+
+def test_dead_containers_are_named_with_their_exit_code_and_log(tmp_path: Path) -> None:
+    stack = ContainerStack(api_key="k1")
+    running, exited, unreadable = (_FakeContainer(i) for i in ("nginx", "haproxy", "httpd"))
+    running.wrapped = _FakeWrapped("running", 0)
+    exited.wrapped = _FakeWrapped("exited", 137)
+    stack._containers = {"nginx-target": running, "haproxy-target": exited, "apache": unreadable}
+    dead = stack.dead_services()
+    assert dead == [
+        "container haproxy-target exited with status 137; last log lines:\n"
+        "haproxy says hello\nand goodbye"
+    ]
+    assert exited.wrapped.reloads == 1  # the state is read afresh
+    copied = stack.copy_logs(tmp_path / "logs")
+    assert sorted(p.name for p in copied) == [
+        "apache.log",
+        "haproxy-target.log",
+        "nginx-target.log",
+    ]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert stack.copy_logs(blocker / "logs") == []  # cannot write there: nothing, no error

@@ -26,6 +26,15 @@ def test_stack_info_is_frozen_and_hides_secrets(tmp_path: Path) -> None:
     assert info.certctl_url == "https://example.test:8443"
     assert "t0ken" not in repr(info)
     assert "secret" not in repr(info)
+    assert repr(info).startswith("StackInfo(certctl_url='https://example.test:8443', ")
+    with_password = StackInfo(
+        certctl_url="https://u:url-pw-1@example.test:8443",
+        token="t",
+        admin_token="t",
+        targets={"nginx": "https://u:target-pw-2@n"},
+    )
+    assert "url-pw-1" not in repr(with_password)
+    assert "target-pw-2" not in repr(with_password)
     with pytest.raises(AttributeError):
         info.token = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):

@@ -15,7 +15,7 @@ import pytest
 from .conftest import REPO, pid_alive
 
 # Boots a real nginx sidecar (own process group, worker processes) and a temp dir, prints
-# what it made, then blocks until a signal arrives.
+# what it made, then blocks until a signal arrives. Its log is kept in sys.argv[1].
 SCRIPT = """
 import json, sys, anyio
 from pathlib import Path
@@ -27,6 +27,7 @@ async def main():
     work = make_temp_dir("certload-interrupt-")
     tls = make_tls_material(work / "tls", server_names={"nginx": []})
     nginx = NginxSidecar(*tls.server_pair("nginx"), ca=tls.ca_cert, base_dir=work)
+    nginx.keep_log(Path(sys.argv[1]))
     await nginx.start()
     await nginx.wait_ready(20_000_000_000)
     print(json.dumps({"pid": nginx.pid, "dirs": [str(work), str(nginx.directory)]}), flush=True)
@@ -51,10 +52,14 @@ def _children_of(pid: int) -> set[int]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_cleans_up_children_and_directories(signum: int) -> None:
+def test_signal_cleans_up_children_and_directories(signum: int, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    logs = tmp_path / "logs"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-c", SCRIPT, str(logs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -79,5 +84,7 @@ def test_signal_cleans_up_children_and_directories(signum: int) -> None:
     assert not [w for w in workers if pid_alive(w)]
     for directory in made["dirs"]:
         assert not Path(directory).exists(), directory
+    # the service's log was copied out before its directory went
+    assert (logs / "nginx.log").is_file()
     if signum == signal.SIGTERM:
         assert proc.returncode == -signal.SIGTERM  # still reports death by SIGTERM

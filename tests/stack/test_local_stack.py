@@ -57,7 +57,10 @@ async def test_full_stack_with_fake_certctl_boots_and_tears_down(
     before = descendants()
     # session fixtures of other test directories (their PostgreSQL) may be registered too
     registered_before = set(live_processes())
-    stack = LocalStack(certctl_command=[PYTHON, str(FAKE_CERTCTL)], base_dir=tmp_path)
+    logs = tmp_path / "logs"
+    stack = LocalStack(
+        certctl_command=[PYTHON, str(FAKE_CERTCTL)], base_dir=tmp_path / "work", logs_dir=logs
+    )
     async with stack as info:
         assert isinstance(info, StackInfo)
         assert info.provider == "local"
@@ -65,7 +68,13 @@ async def test_full_stack_with_fake_certctl_boots_and_tears_down(
         assert info.ca is not None
         assert info.ca.exists()
         assert info.dsn is not None
-        assert info.dsn.startswith("postgresql://certctl:certctl@127.0.0.1:")
+        # a random password for every cluster, never the well-known one
+        assert stack.postgres is not None
+        password = stack.postgres.password
+        assert info.dsn.startswith(f"postgresql://certctl:{password}@127.0.0.1:")
+        assert password != "certctl"
+        assert password not in repr(info)
+        assert stack.dead_services() == []
         assert info.token == info.admin_token
         assert info.token not in repr(info)
         for kind, url in info.targets.items():
@@ -82,6 +91,11 @@ async def test_full_stack_with_fake_certctl_boots_and_tears_down(
     assert not (descendants() - before), "child processes survived stop()"
     assert not set(live_processes()) - registered_before
     assert_all_removed(made_dirs)
+    # every service's log outlived its directory
+    kept = {p.name for p in logs.iterdir()}
+    assert kept == {f"{n}.log" for n in ("postgres", "certctl", "nginx", "apache", "haproxy", "f5")}
+    assert "fake certctl: serving" in (logs / "certctl.log").read_text()
+    assert "database system is shut down" in (logs / "postgres.log").read_text()
 
 
 async def test_failed_boot_tears_down_what_started(tmp_path: Path, made_dirs: list[Path]) -> None:
@@ -89,7 +103,8 @@ async def test_failed_boot_tears_down_what_started(tmp_path: Path, made_dirs: li
     stack = LocalStack(
         certctl_command=[PYTHON, str(FAKE_CERTCTL)],
         certctl_env={"FAKE_CERTCTL_EXIT": "7"},
-        base_dir=tmp_path,
+        base_dir=tmp_path / "work",
+        logs_dir=tmp_path / "logs",
     )
     with pytest.raises(ServiceError, match="certctl exited with status 7") as info:
         await stack.start()
@@ -97,6 +112,52 @@ async def test_failed_boot_tears_down_what_started(tmp_path: Path, made_dirs: li
     assert not (descendants() - before)
     assert_all_removed(made_dirs)
     assert stack.services == {}
+    # the log that shows why is kept although the boot failed
+    assert "refusing to start on purpose" in (tmp_path / "logs" / "certctl.log").read_text()
+
+
+async def test_a_dead_service_is_named_with_its_status_and_log(
+    tmp_path: Path, made_dirs: list[Path]
+) -> None:
+    import os
+    import signal
+
+    import anyio
+
+    stack = LocalStack(
+        certctl_command=[PYTHON, str(FAKE_CERTCTL)], targets=["nginx"], base_dir=tmp_path
+    )
+    async with stack:
+        assert stack.dead_services() == []
+        certctl = stack.certctl
+        assert certctl is not None
+        assert certctl.pid is not None
+        os.kill(certctl.pid, signal.SIGKILL)  # dies under the load, as a crash would
+        with anyio.fail_after(30):  # generous: only the kernel's reaping is awaited
+            while certctl.exit_status() is None:
+                await anyio.sleep(0.02)
+        assert stack.dead_services() == [
+            "certctl was killed by SIGKILL (status -9); last log lines:\nfake certctl: serving"
+        ]
+    assert_all_removed(made_dirs)
+
+
+async def test_logs_that_cannot_be_kept_never_break_the_teardown(
+    tmp_path: Path, made_dirs: list[Path]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    stack = LocalStack(
+        certctl_command=[PYTHON, str(FAKE_CERTCTL)],
+        targets=["nginx"],
+        base_dir=tmp_path / "work",
+        logs_dir=blocker / "logs",  # a directory cannot be made under a file
+    )
+    async with stack:
+        assert stack.copy_logs(blocker / "logs") == []
+        copied = stack.copy_logs(tmp_path / "now")
+        assert {p.name for p in copied} == {"postgres.log", "certctl.log", "nginx.log"}
+    assert_all_removed(made_dirs)
 
 
 async def test_cancelled_boot_leaves_nothing(tmp_path: Path, made_dirs: list[Path]) -> None:

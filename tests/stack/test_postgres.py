@@ -18,8 +18,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_dsn_logs_in_as_certctl_over_tcp(pg: LocalPostgres) -> None:
-    assert pg.dsn() == f"postgresql://certctl:certctl@127.0.0.1:{pg.port}/certctl"
-    assert pg.url() == pg.dsn()
+    assert pg.dsn() == f"postgresql://certctl:{pg.password}@127.0.0.1:{pg.port}/certctl"
+    assert pg.url() == f"postgresql://certctl:***@127.0.0.1:{pg.port}/certctl"
+    assert pg.password not in repr(pg)
     await pg.wait_ready(TIMEOUT_NS)
     async with await psycopg.AsyncConnection.connect(pg.dsn()) as conn:
         cur = await conn.execute(
@@ -29,9 +30,17 @@ async def test_dsn_logs_in_as_certctl_over_tcp(pg: LocalPostgres) -> None:
 
 
 async def test_wrong_password_is_refused(pg: LocalPostgres) -> None:
-    bad = pg.dsn().replace("certctl:certctl@", "certctl:nope@")
+    bad = pg.dsn().replace(f"certctl:{pg.password}@", "certctl:nope@")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         await psycopg.AsyncConnection.connect(bad)
+
+
+def test_password_is_random_per_server_unless_given() -> None:
+    first, second = LocalPostgres(), LocalPostgres()
+    assert first.password != second.password
+    assert len(first.password) >= 24
+    assert "certctl" not in (first.password, second.password)
+    assert LocalPostgres(password="chosen-one").password == "chosen-one"
 
 
 async def test_create_and_drop_database(pg: LocalPostgres) -> None:

@@ -72,12 +72,85 @@ def test_stop_all_processes_empties_the_registry(tmp_path: Path) -> None:
     assert not [pid for pid in pids if pid is not None and pid_alive(pid)]
 
 
-def test_cleanup_hooks_installed_for_sigterm(tmp_path: Path) -> None:
-    LocalProcess("t", ["true"], log_path=tmp_path / "t.log").start()
-    handler = signal.getsignal(signal.SIGTERM)
-    # pytest leaves SIGTERM at its default, so ours is installed
-    assert handler is processes._on_fatal_signal
-    processes.stop_all_processes()
+def test_cleanup_hooks_installed_for_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "_signals_installed", False)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        LocalProcess("t", ["true"], log_path=tmp_path / "t.log").start()
+        # nobody handled SIGTERM, so ours is installed
+        assert signal.getsignal(signal.SIGTERM) is processes._on_fatal_signal
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        processes.stop_all_processes()
+
+
+def test_cleanup_hooks_leave_a_python_handler_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin's SIGTERM policy (stop the run, unwind, tear the stack down in order,
+    keep the logs) must stay in charge: wrapping it would kill the stack first."""
+
+    def policy(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(processes, "_signals_installed", False)
+    previous = signal.signal(signal.SIGTERM, policy)
+    try:
+        LocalProcess("t", ["true"], log_path=tmp_path / "t.log").start()
+        assert signal.getsignal(signal.SIGTERM) is policy
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        processes.stop_all_processes()
+
+
+def test_stop_all_processes_copies_kept_logs_before_removing_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "_kept_logs", {})
+    work = processes.make_temp_dir("certload-kept-", tmp_path)
+    proc = LocalProcess(
+        "talker",
+        [
+            sys.executable,
+            "-c",
+            "import time; print('the cause, in the log', flush=True); time.sleep(60)",
+        ],
+        log_path=work / "talker.log",
+    )
+    kept = tmp_path / "logs" / "talker.log"
+    processes.keep_log(work / "talker.log", kept)
+    proc.start()
+    deadline = time.monotonic() + 30
+    while "the cause" not in proc.log_tail() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    processes.stop_all_processes(grace_s=5.0)
+    assert not work.exists()
+    assert kept.read_text() == "the cause, in the log\n"
+    assert processes._kept_logs == {}
+
+
+def test_copying_a_log_never_raises(tmp_path: Path) -> None:
+    source = tmp_path / "x.log"
+    assert processes.copy_quietly(source, tmp_path / "out" / "x.log") is False  # no source
+    source.write_text("line\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert processes.copy_quietly(source, blocker / "x.log") is False  # cannot write there
+    assert processes.copy_quietly(source, tmp_path / "out" / "x.log") is True
+    assert (tmp_path / "out" / "x.log").read_text() == "line\n"
+
+
+def test_describe_exit_names_the_status_or_the_signal_and_the_log() -> None:
+    from pytest_certload.stack.helpers import describe_exit
+
+    assert describe_exit("postgres", 1, "FATAL: no space left\n") == (
+        "postgres exited with status 1; last log lines:\nFATAL: no space left"
+    )
+    assert describe_exit("nginx", -signal.SIGTERM, "") == (
+        "nginx was killed by SIGTERM (status -15); it wrote no log output"
+    )
 
 
 def test_free_port_is_bindable() -> None:

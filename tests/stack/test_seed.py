@@ -184,6 +184,82 @@ def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
         apply_seed("postgresql://127.0.0.1:1/x", tmp_path / "nope")
 
 
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://certctl:hunter2-secret@127.0.0.1:notaport/certctl",
+        "postgresql://certctl:hunter2-secret@127.0.0.1:5432/certctl?bogus=1",
+        "host=127.0.0.1 password=hunter2 secret-part user=certctl",
+    ],
+    ids=["bad-port", "bad-parameter", "keyword-form"],
+)
+def test_malformed_dsn_names_the_option_and_never_the_password(tmp_path: Path, dsn: str) -> None:
+    (tmp_path / "01.sql").write_text("SELECT 1;\n")
+    with pytest.raises(SeedError) as info:
+        apply_seed(dsn, tmp_path)
+    message = str(info.value)
+    assert "is not a valid PostgreSQL connection string" in message
+    assert "--certctl-dsn" in message
+    assert "CERTLOAD_CERTCTL_DSN" in message
+    assert "the seed from" in message
+    assert "***" in message
+    assert "hunter2" not in message
+    assert "secret-part" not in message
+    # psycopg's own exception, whose text may quote the DSN, is not chained for display
+    assert info.value.__suppress_context__
+    assert info.value.__cause__ is None
+
+
+def test_unreachable_database_names_the_option_and_never_the_password(tmp_path: Path) -> None:
+    from pytest_certload.stack.helpers import free_port
+
+    (tmp_path / "01.sql").write_text("SELECT 1;\n")
+    port = free_port()
+    dsn = f"postgresql://certctl:hunter2-secret@127.0.0.1:{port}/certctl"
+    with pytest.raises(SeedError) as info:
+        apply_seed(dsn, tmp_path)
+    message = str(info.value)
+    assert f"cannot connect to the database of DSN 'postgresql://certctl:***@127.0.0.1:{port}" in (
+        message
+    )
+    assert "Connection refused" in message
+    assert "--certctl-dsn" in message
+    assert "hunter2" not in message
+
+
+def test_connecting_gives_up_after_the_connect_timeout(tmp_path: Path) -> None:
+    """A server that accepts TCP and never speaks (a firewall, a wrong port): without a
+    connect timeout libpq would wait for ever."""
+    import socket
+    import threading
+
+    (tmp_path / "01.sql").write_text("SELECT 1;\n")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        outcome: list[BaseException | None] = []
+
+        def seed() -> None:
+            try:
+                apply_seed(
+                    f"postgresql://u:pw12345@127.0.0.1:{port}/db", tmp_path, connect_timeout_s=1
+                )
+            except BaseException as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        worker = threading.Thread(target=seed, daemon=True)
+        worker.start()
+        worker.join(timeout=120)  # generous: the point is that it ends at all
+    assert outcome, "apply_seed was still connecting after 120 s: no connect timeout"
+    error = outcome[0]
+    assert isinstance(error, SeedError)
+    assert "connect timeout 1 s" in str(error)
+    assert "pw12345" not in str(error)
+
+
 def test_split_statements_respects_quotes_comments_and_dollar_quoting() -> None:
     text = (
         "-- header; with a semicolon\n"

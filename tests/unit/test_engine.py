@@ -496,12 +496,16 @@ def test_the_clock_of_the_run_times_every_request() -> None:
 def test_the_unreachable_rule_is_a_health_limit() -> None:
     limits = HealthLimits()
     assert HealthLimits.parse(limits.spec()) == limits
-    assert limits.unreachable(answered=0, connect_errors=10, elapsed_ns=2 * S)
-    assert not limits.unreachable(answered=0, connect_errors=9, elapsed_ns=60 * S)
-    assert not limits.unreachable(answered=0, connect_errors=500, elapsed_ns=S)
-    assert not limits.unreachable(answered=1, connect_errors=500, elapsed_ns=60 * S)
-    patient = HealthLimits(unreachable_connect_errors=50, unreachable_after_ns=10 * S)
-    assert not patient.unreachable(answered=0, connect_errors=10, elapsed_ns=2 * S)
+    assert limits.unreachable(answered=0, failures=10, elapsed_ns=2 * S)
+    assert not limits.unreachable(answered=0, failures=9, elapsed_ns=60 * S)
+    assert not limits.unreachable(answered=0, failures=500, elapsed_ns=S)
+    assert not limits.unreachable(answered=1, failures=500, elapsed_ns=60 * S)
+    patient = HealthLimits(unreachable_failures=50, unreachable_after_ns=10 * S)
+    assert not patient.unreachable(answered=0, failures=10, elapsed_ns=2 * S)
+    # run files written before the rename still read
+    old = {**limits.to_dict(), "unreachable_connect_errors": 7}
+    del old["unreachable_failures"]
+    assert HealthLimits.from_dict(old).unreachable_failures == 7
 
 
 def test_a_stop_request_ends_the_run_within_an_interval_and_keeps_its_data() -> None:
@@ -519,3 +523,19 @@ def test_a_stop_request_ends_the_run_within_an_interval_and_keeps_its_data() -> 
     assert result.aborted == "stopped: SIGTERM"
     assert result.duration_ns < 10 * S
     assert _count(result, "iterations", scenario="s") >= 20
+
+
+def test_a_stop_request_tells_its_callbacks_once_with_the_first_reason() -> None:
+    stop = StopRequest()
+    heard: list[str] = []
+    forgotten: list[str] = []
+    stop.add_callback(heard.append)
+    stop.add_callback(forgotten.append)
+    stop.remove_callback(forgotten.append)
+    stop.remove_callback(forgotten.append)  # removing twice is harmless
+    stop.set("SIGTERM")
+    stop.set("a second SIGTERM")
+    assert (stop.reason, heard, forgotten) == ("SIGTERM", ["SIGTERM"], [])
+    late: list[str] = []
+    stop.add_callback(late.append)  # added after the stop: told at once
+    assert late == ["SIGTERM"]

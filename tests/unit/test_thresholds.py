@@ -548,3 +548,99 @@ def test_a_declared_counter_nothing_incremented_counts_zero() -> None:
         == "shape_bad count==0: observed 0 over 0 samples (limit 0) — declared at here"
     )
     assert "no samples recorded for latency" in results[2].reason
+
+
+# -- nothing about a threshold fails after the load ------------------------------------------
+
+FINITE = (
+    "VALUE must be a finite number that fits a float (up to about 1.8e308, in ms for a "
+    "time trend), e.g. 'p(95)<2000' or 'max<1e6'; there is no infinite or NaN limit: to "
+    "put no limit on a metric, leave the threshold out"
+)
+
+
+@pytest.mark.parametrize(
+    ("expression", "detail"),
+    [
+        ("max<1e999", "the limit 1e999 is too large for a float"),
+        ("max<-1e999", "the limit -1e999 is too large for a float"),
+        ("p(95)<1e306h", "the limit 1e306h is too large for a float"),
+        ("avg<1e99999999999s", "the limit 1e99999999999 is too large for a float"),
+        ("max<inf", "the limit is not a number"),
+        ("max<-Infinity", "the limit is not a number"),
+        ("p(99)<nan", "the limit is not a number"),
+        ("avg<NaN ms", "the limit is not a number"),
+    ],
+)
+def test_infinite_and_nan_limits_are_syntax_errors_at_parse_time(
+    expression: str, detail: str
+) -> None:
+    message = syntax_error({"http_req_duration": [expression]})
+    assert message == (
+        f"{expression!r} is not a valid threshold for http_req_duration "
+        f"(declared at {SRC}): {detail}; {FINITE}"
+    )
+
+
+def test_a_hand_made_threshold_with_a_non_finite_limit_is_refused_when_made() -> None:
+    good = one("max<5")
+    with pytest.raises(ThresholdSyntaxError) as info:
+        Threshold(**{**good.__dict__, "limit": float("inf")})
+    assert str(info.value) == (
+        f"the limit inf of http_req_duration 'max<5' is not a finite number; {FINITE}"
+    )
+    with pytest.raises(ThresholdSyntaxError, match="'=<' is not a comparison"):
+        Threshold(**{**good.__dict__, "op": "=<"})
+
+
+def test_a_non_finite_observation_is_unjudged_not_raised() -> None:
+    store = store_with()
+    store.declare("queue_depth", MetricType.GAUGE)
+    store.declare("bytes", MetricType.COUNTER)
+    store.set_gauge("queue_depth", float("nan"))
+    store.add_counter("bytes", float("inf"), ())
+    (gauge,) = evaluate(parse_thresholds({"queue_depth": ["value<10"]}, source=SRC), store)
+    (counter,) = evaluate(parse_thresholds({"bytes": ["count<10"]}, source=SRC), store)
+    assert (gauge.ok, gauge.observed) == (False, None)
+    assert gauge.reason == (
+        "queue_depth holds nan, not a finite number: an iteration added or set a non-finite "
+        "value (inf or NaN), so there is nothing to compare with the limit"
+    )
+    assert (counter.ok, counter.observed) == (False, None)
+    assert counter.reason.startswith("bytes holds inf, not a finite number")
+
+
+def test_judging_never_raises_whatever_goes_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = store_with([5_000_000] * 10)
+    thresholds = parse_thresholds({"http_req_duration": ["max<1", "avg<100"]}, source=SRC)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in judging")
+
+    monkeypatch.setattr("pytest_certload.thresholds._observe", broken)
+    results = evaluate(thresholds, store)
+    assert [(r.ok, r.observed) for r in results] == [(False, None), (False, None)]
+    assert results[0].reason == (
+        "could not be judged (RuntimeError: a bug in judging); the run's data is kept in the "
+        "run file"
+    )
+
+
+def test_a_bad_limit_stops_the_run_before_any_load() -> None:
+    from pytest_certload.engine import ConstantArrivalRate, RunOptions, Scenario, run_sync
+
+    calls: list[int] = []
+
+    async def work(vu: Any) -> None:
+        calls.append(1)
+
+    scenario = Scenario("s", work, ConstantArrivalRate(10, "1s"))
+    with pytest.raises(ThresholdSyntaxError, match="'max<1e999' is not a valid threshold"):
+        run_sync([scenario], thresholds={"iteration_duration": ["max<1e999"]})
+    with pytest.raises(ConfigError) as info:
+        RunOptions(min_tail_samples=0)
+    assert str(info.value) == (
+        "0 is not a valid min_tail_samples (RunOptions); use a whole number of samples, 1 or "
+        "more, e.g. 5."
+    )
+    assert calls == []

@@ -1,0 +1,210 @@
+"""Why requests failed: a bounded sample of unexpected HTTP statuses and transport errors.
+
+A run's ``http_req_failed`` rate says *how many* requests failed; :class:`RequestErrors`
+keeps *why*, per scenario, in bounded memory: every unexpected status with its count and
+the start of the first body that came with it, every transport-error kind (``connect``,
+``tls``, ``timeout``, ``reset``, ``protocol``) with its count, and the first few distinct
+transport-error texts. Request headers are never kept. Workers' samples merge exactly
+(counts add up; the first texts and bodies, in worker order, are kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_TRANSPORT_SAMPLES",
+    "RequestErrors",
+    "TransportSample",
+    "body_sample",
+    "error_text",
+    "public_url",
+]
+
+#: how much of the first body of each unexpected status is kept
+MAX_BODY_BYTES = 200
+#: how many distinct transport-error texts are kept per scenario
+MAX_TRANSPORT_SAMPLES = 5
+#: longest transport-error text kept (the rest is cut, with "...")
+_MAX_TEXT = 300
+
+
+def body_sample(content: bytes) -> str:
+    """The start of a response body as one readable line (at most MAX_BODY_BYTES bytes)."""
+    head = content[:MAX_BODY_BYTES]
+    text = " ".join(head.decode("utf-8", errors="replace").split())
+    return text + (" ..." if len(content) > MAX_BODY_BYTES else "")
+
+
+def public_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part: what a sample may keep of it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def error_text(message: str, url: str, method: str, kind: str) -> str:
+    """A transport error's message without the request's method and URL (kept apart), so
+    that one cause seen on many URLs is one sample; never a password from the URL."""
+    text = message
+    if url:
+        for prefix in (f"{method} {url}: ", f"{url}: "):
+            if text.startswith(prefix):
+                text = text[len(prefix) :]
+        suffix = f" ({url})"
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+        text = text.replace(url, public_url(url))
+    for prefix in (f"{kind} error: ", f"{kind}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    text = " ".join(text.split()) or "(no message)"
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 4] + " ..."
+
+
+@dataclass
+class TransportSample:
+    """One distinct transport-error text: its kind, how often, and the first URL."""
+
+    kind: str
+    text: str
+    url: str
+    count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "url": self.url, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TransportSample:
+        return cls(
+            kind=str(data["kind"]),
+            text=str(data["text"]),
+            url=str(data["url"]),
+            count=int(data["count"]),
+        )
+
+    def describe(self) -> str:
+        """``tls: [SSL: CERTIFICATE_VERIFY_FAILED] ... (to https://host:port/path)``."""
+        hint = ""
+        if self.kind in ("reset", "protocol") and self.url.startswith("http://"):
+            hint = "; if that port serves TLS, the URL must start with https://"
+        return f"{self.kind}: {self.text} (to {self.url}){hint}"
+
+
+@dataclass
+class RequestErrors:
+    """Why one scenario's requests failed (every field JSON-safe once in :meth:`to_dict`).
+
+    * ``statuses``: unexpected HTTP status -> how many responses had it (the responses
+      counted in ``http_req_failed``);
+    * ``bodies``: status -> the first such response's body, at most
+      :data:`MAX_BODY_BYTES` bytes, whitespace folded;
+    * ``transport``: kind -> how many requests failed below HTTP that way (all of them);
+    * ``samples``: the first :data:`MAX_TRANSPORT_SAMPLES` distinct transport-error texts.
+    """
+
+    statuses: dict[int, int] = field(default_factory=dict)
+    bodies: dict[int, str] = field(default_factory=dict)
+    transport: dict[str, int] = field(default_factory=dict)
+    samples: list[TransportSample] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.statuses or self.transport)
+
+    @property
+    def transport_failures(self) -> int:
+        """Requests that failed below HTTP, whatever the kind."""
+        return sum(self.transport.values())
+
+    @property
+    def first_transport(self) -> TransportSample | None:
+        return self.samples[0] if self.samples else None
+
+    def add_status(self, status: int, content: bytes) -> None:
+        """One response with an unexpected status (its body is read only the first time)."""
+        seen = self.statuses.get(status)
+        if seen is None:
+            self.bodies[status] = body_sample(content)
+            seen = 0
+        self.statuses[status] = seen + 1
+
+    def add_transport(self, kind: str, text: str, url: str) -> None:
+        """One request that failed below HTTP; ``text`` is :func:`error_text`'s output
+        (the first URL is kept without its ``user:password@``)."""
+        self.transport[kind] = self.transport.get(kind, 0) + 1
+        for sample in self.samples:
+            if sample.kind == kind and sample.text == text:
+                sample.count += 1
+                return
+        if len(self.samples) < MAX_TRANSPORT_SAMPLES:
+            self.samples.append(TransportSample(kind, text, public_url(url), 1))
+
+    def merge(self, other: RequestErrors) -> None:
+        """Add ``other``'s counts to these; first bodies and texts are kept in order."""
+        for status, count in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + count
+            if status not in self.bodies and status in other.bodies:
+                self.bodies[status] = other.bodies[status]
+        for kind, count in other.transport.items():
+            self.transport[kind] = self.transport.get(kind, 0) + count
+        for theirs in other.samples:
+            mine = next(
+                (s for s in self.samples if s.kind == theirs.kind and s.text == theirs.text),
+                None,
+            )
+            if mine is not None:
+                mine.count += theirs.count
+            elif len(self.samples) < MAX_TRANSPORT_SAMPLES:
+                self.samples.append(
+                    TransportSample(theirs.kind, theirs.text, theirs.url, theirs.count)
+                )
+
+    def lines(self, scenario: str, requests: int) -> list[str]:
+        """One readable line per cause, most frequent first, each naming ``scenario``."""
+        out: list[str] = []
+        of = f" of {requests:,}" if requests else ""
+        for status, count in sorted(self.statuses.items(), key=lambda kv: (-kv[1], kv[0])):
+            body = self.bodies.get(status, "")
+            shown = f" (body: {body})" if body else " (empty body)"
+            noun = "request" if count == 1 else "requests"
+            out.append(f"{scenario}: {count:,}{of} {noun} answered {status}{shown}")
+        for sample in sorted(self.samples, key=lambda s: -s.count):
+            noun = "request" if sample.count == 1 else "requests"
+            out.append(
+                f"{scenario}: {sample.count:,}{of} {noun} failed below HTTP: {sample.describe()}"
+            )
+        rest = self.transport_failures - sum(s.count for s in self.samples)
+        if rest > 0:
+            noun = "request" if rest == 1 else "requests"
+            kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.transport.items()))
+            out.append(
+                f"{scenario}: {rest:,} more {noun} failed below HTTP with other errors "
+                f"(all below HTTP, by kind: {kinds})"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: statuses as string keys (``"401"``), as JSON objects need."""
+        return {
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "bodies": {str(k): v for k, v in self.bodies.items()},
+            "transport": dict(self.transport),
+            "samples": [s.to_dict() for s in self.samples],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestErrors:
+        return cls(
+            statuses={int(k): int(v) for k, v in data["statuses"].items()},
+            bodies={int(k): str(v) for k, v in data["bodies"].items()},
+            transport={str(k): int(v) for k, v in data["transport"].items()},
+            samples=[TransportSample.from_dict(s) for s in data["samples"]],
+        )
