@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from ..redaction import redact_url
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -22,7 +23,6 @@ __all__ = [
     "TransportSample",
     "body_sample",
     "error_text",
-    "public_url",
 ]
 
 #: how much of the first body of each unexpected status is kept
@@ -40,17 +40,6 @@ def body_sample(content: bytes) -> str:
     return text + (" ..." if len(content) > MAX_BODY_BYTES else "")
 
 
-def public_url(url: str) -> str:
-    """``url`` without a ``user:password@`` part: what a sample may keep of it."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
 def error_text(message: str, url: str, method: str, kind: str) -> str:
     """A transport error's message without the request's method and URL (kept apart), so
     that one cause seen on many URLs is one sample; never a password from the URL."""
@@ -62,7 +51,7 @@ def error_text(message: str, url: str, method: str, kind: str) -> str:
         suffix = f" ({url})"
         if text.endswith(suffix):
             text = text[: -len(suffix)]
-        text = text.replace(url, public_url(url))
+        text = text.replace(url, redact_url(url))
     for prefix in (f"{kind} error: ", f"{kind}: "):
         if text.startswith(prefix):
             text = text[len(prefix) :]
@@ -145,7 +134,7 @@ class RequestErrors:
                 sample.count += 1
                 return
         if len(self.samples) < MAX_TRANSPORT_SAMPLES:
-            self.samples.append(TransportSample(kind, text, public_url(url), 1))
+            self.samples.append(TransportSample(kind, text, redact_url(url), 1))
 
     def merge(self, other: RequestErrors) -> None:
         """Add ``other``'s counts to these; first bodies and texts are kept in order."""
