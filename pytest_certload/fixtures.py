@@ -10,7 +10,7 @@ import pytest
 
 from .errors import ConfigError, PreflightError
 from .interrupts import Interrupts
-from .loadtest import LoadTest
+from .loadtest import LoadTest, SharedRuns, shared_members
 from .record import SERVICE_LOGS_DIR, SessionRecord
 from .redaction import Redactor, redact_url
 from .settings import Settings
@@ -27,6 +27,7 @@ __all__ = [
     "REDACTOR_KEY",
     "SESSION_KEY",
     "SETTINGS_KEY",
+    "SHARED_KEY",
     "certload",
     "certload_seed",
     "certload_settings",
@@ -45,6 +46,8 @@ REDACTOR_KEY = pytest.StashKey[Redactor]()
 INTERRUPTS_KEY = pytest.StashKey[Interrupts]()
 #: the session's open stack while ``certload_stack`` is set up (``config.stash``)
 OPEN_STACK_KEY = pytest.StashKey[OpenStack]()
+#: the session's shared runs, by group (``config.stash``)
+SHARED_KEY = pytest.StashKey[SharedRuns]()
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +126,10 @@ def certload(request: pytest.FixtureRequest) -> Iterator[LoadTest]:
     if "certload_stack" in request.fixturenames:
         stack = request.getfixturevalue("certload_stack")
     config = request.config
+    session = request.session
+    shared = config.stash.setdefault(
+        SHARED_KEY, SharedRuns(lambda group: shared_members(session.items, group))
+    )
     load = LoadTest(
         request.node,
         config.stash[SETTINGS_KEY],
@@ -130,6 +137,7 @@ def certload(request: pytest.FixtureRequest) -> Iterator[LoadTest]:
         stack=stack,
         interrupts=config.stash[INTERRUPTS_KEY],
         watch=config.stash.get(OPEN_STACK_KEY, None),
+        shared=shared,
     )
     request.node.stash[LOADTEST_KEY] = load
     yield load

@@ -1,7 +1,15 @@
 """The ``certload`` fixture's object: run scenarios for one test and judge them.
 
+A test runs its scenarios on its own (:meth:`LoadTest.run`), or as a member of a
+**shared run** (:meth:`LoadTest.run_shared`): certctl's k6 runs some scenarios at the
+same time (the API pair, the four connector targets), and so do the tests marked
+``@pytest.mark.certload(group=..., scenario=...)``. The first member test to run starts
+one run of every *selected* member's scenario (:class:`SharedRuns` keeps it for the
+session); each member judges only its own scenario's share of it, so one breach fails
+one test. ``--certload-isolate`` runs each member alone instead.
+
 Kept free of pytest imports: :class:`LoadTest` works with anything shaped like a pytest
-item (``nodeid``, ``user_properties``, ``get_closest_marker``), a
+item (``nodeid``, ``user_properties``, ``iter_markers``), a
 :class:`~pytest_certload.settings.Settings` and a
 :class:`~pytest_certload.record.SessionRecord`, so it can be exercised on its own.
 :func:`validate_marker_kwargs` checks ``@pytest.mark.certload(...)`` at collection.
@@ -9,8 +17,10 @@ item (``nodeid``, ``user_properties``, ``get_closest_marker``), a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Protocol
 
 from .distributed import run_distributed
@@ -21,6 +31,7 @@ from .engine import (
     RunOptions,
     RunResult,
     Scenario,
+    ScenarioResult,
     StopRequest,
     run_sync,
 )
@@ -31,30 +42,98 @@ from .report.junit import run_properties
 from .settings import Settings
 from .stack import StackInfo
 from .stack.session import OpenStack
-from .thresholds import Threshold, parse_thresholds, threshold_list
+from .thresholds import Threshold, evaluate, parse_thresholds, threshold_list
 from .units import DURATION_GRAMMAR, NS_PER_S, parse_duration_ns
 
-__all__ = ["MARKER_KWARGS", "SMOKE_DEFAULT_NS", "LoadTest", "TestItem", "validate_marker_kwargs"]
+__all__ = [
+    "MARKER_KWARGS",
+    "SMOKE_DEFAULT_NS",
+    "LoadTest",
+    "SharedRun",
+    "SharedRuns",
+    "TestItem",
+    "marker_kwargs",
+    "shared_members",
+    "validate_marker_kwargs",
+]
 
 SMOKE_DEFAULT_NS = 20 * NS_PER_S
 #: keyword arguments of ``@pytest.mark.certload(...)``
-MARKER_KWARGS = ("smoke_duration", "thresholds", "health", "min_tail_samples", "target")
+MARKER_KWARGS = (
+    "smoke_duration",
+    "thresholds",
+    "health",
+    "min_tail_samples",
+    "target",
+    "group",
+    "scenario",
+)
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 _STACK_DIED = "the stack's service died during the run"
 
 
 class _Marker(Protocol):
-    kwargs: Mapping[str, Any]
+    @property
+    def kwargs(self) -> Mapping[str, Any]: ...
 
 
-class TestItem(Protocol):
+class _Marked(Protocol):
+    def iter_markers(self, name: str) -> Iterator[_Marker]: ...
+
+
+class TestItem(_Marked, Protocol):
     """What :class:`LoadTest` needs of a pytest item."""
 
     nodeid: str
     user_properties: list[tuple[str, object]]
 
-    def get_closest_marker(self, name: str) -> _Marker | None: ...
+
+def marker_kwargs(item: _Marked) -> dict[str, Any]:
+    """Every ``certload`` marker's keyword arguments on ``item``, the closest one winning
+    (a parametrized case's own marker over its function's, the function's over its
+    module's)."""
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(item.iter_markers("certload"))):
+        merged.update(marker.kwargs)
+    return merged
+
+
+def shared_members(items: Iterable[_Marked], group: str) -> dict[str, dict[str, Any]]:
+    """The scenarios of shared run ``group`` whose tests are selected, in test order, with
+    each member test's marker arguments (its ``smoke_duration``, ``health``, ...)."""
+    members: dict[str, dict[str, Any]] = {}
+    for item in items:
+        kwargs = marker_kwargs(item)
+        if kwargs.get("group") == group:
+            members.setdefault(str(kwargs["scenario"]), kwargs)
+    return members
+
+
+@dataclass(frozen=True)
+class SharedRun:
+    """One shared run: the group, what ran together, and the run's result."""
+
+    group: str
+    scenarios: tuple[str, ...]
+    result: RunResult
+
+
+class SharedRuns:
+    """The session's shared runs, by group: each runs once, the first member starts it."""
+
+    def __init__(self, members: Callable[[str], dict[str, dict[str, Any]]]) -> None:
+        #: the selected member scenarios of a group and their tests' marker arguments
+        #: (computed from the session's items)
+        self.members = members
+        self._runs: dict[str, SharedRun] = {}
+
+    def get(self, group: str) -> SharedRun | None:
+        return self._runs.get(group)
+
+    def keep(self, run: SharedRun) -> None:
+        self._runs[run.group] = run
 
 
 def _duration_ns(value: object, what: str) -> int:
@@ -88,6 +167,13 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
         parse_thresholds(kwargs["thresholds"], source=where)
     if "health" in kwargs:
         HealthLimits.parse(str(kwargs["health"]), source=f"@pytest.mark.certload at {where}")
+    for key in ("group", "scenario"):
+        if key in kwargs and not (isinstance(kwargs[key], str) and _NAME_RE.match(kwargs[key])):
+            raise ConfigError(
+                f"{kwargs[key]!r} is not a valid {key} of @pytest.mark.certload at {where}; "
+                "use letters, digits, '_', '-' or '.', e.g. group='k6', "
+                "scenario='issuance_acceptance'."
+            )
     if "min_tail_samples" in kwargs:
         value = kwargs["min_tail_samples"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -95,6 +181,16 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
                 f"{value!r} is not a valid min_tail_samples of @pytest.mark.certload at "
                 f"{where}; use a whole number, 1 or more."
             )
+
+
+def _rejudge(sc: ScenarioResult, run_limits: HealthLimits, own: HealthLimits) -> None:
+    """Judge ``sc``'s generator health by its own test's limits, as if it had run alone,
+    keeping the problems the figures do not show (a lost worker, a service that died)."""
+    by_run = replace(sc.health, problems=[])
+    by_run.judge(run_limits)
+    beyond_figures = [p for p in sc.health.problems if p not in by_run.problems]
+    sc.health.judge(own)
+    sc.health.problems += beyond_figures
 
 
 class LoadTest:
@@ -115,6 +211,7 @@ class LoadTest:
         stack: StackInfo | None = None,
         interrupts: Interrupts | None = None,
         watch: OpenStack | None = None,
+        shared: SharedRuns | None = None,
     ) -> None:
         self._item = item
         self.settings = settings
@@ -126,8 +223,8 @@ class LoadTest:
         self.stack = stack
         self.results: list[RunResult] = []
         self._pending: list[str] = []
-        marker = item.get_closest_marker("certload")
-        self._marker: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+        self._marker = marker_kwargs(item)
+        self._shared = shared if shared is not None else SharedRuns(lambda group: {})
         #: where progress lines go while a run is in progress (set by the plugin)
         self.progress_sink: Callable[[str], None] | None = None
 
@@ -173,31 +270,159 @@ class LoadTest:
         marker's, else 20 s); ``--certload-duration`` overrides both. Thresholds of the
         marker are added to ``thresholds``.
         """
+        parsed = self._thresholds(thresholds)
+        scs = [self._shortened(sc, smoke_duration) for sc in scenarios]
+        result = self._execute(scs, parsed, http, self._item.nodeid)
+        return self._record(result, label)
+
+    def run_shared(
+        self,
+        scenarios: Mapping[str, Scenario],
+        *,
+        thresholds: Mapping[str, Any] | Sequence[Threshold] | None = None,
+        smoke_duration: str | None = None,
+        label: str = "",
+        http: HTTPOptions | None = None,
+    ) -> RunResult:
+        """Run this test's scenario as a member of a shared run and judge it.
+
+        The test's ``@pytest.mark.certload(group=..., scenario=...)`` names the group and
+        its own scenario; ``scenarios`` maps every member's scenario name to its
+        :class:`Scenario` (the same mapping in every member test). The first member to
+        get here runs the scenarios of every selected member of the group at once; the
+        others reuse that run. Each judges ``thresholds`` on its own scenario's share
+        (its series, its health), so a breach fails its test only. Under
+        ``--certload-isolate`` the scenario runs alone, as :meth:`run` would.
+        """
+        group, own = self._marker.get("group"), self._marker.get("scenario")
+        where = self._item.nodeid
+        if not group or not own:
+            raise ConfigError(
+                f"certload.run_shared() in {where} needs the test marked with its group and "
+                "its own scenario, e.g. @pytest.mark.certload(group='k6', "
+                "scenario='issuance_acceptance'); use certload.run() for a run of its own."
+            )
+        if own not in scenarios:
+            raise ConfigError(
+                f"{where} is marked scenario={own!r} but run_shared() got no scenario of "
+                f"that name; it got {', '.join(sorted(scenarios)) or 'none'}."
+            )
+        parsed = self._thresholds(thresholds)
+        aborting = [t for t in parsed if t.abort_on_fail]
+        if aborting and not self.settings.isolate:
+            raise ConfigError(
+                f"{aborting[0].selector} {aborting[0].expression!r} of {where} has "
+                "abortOnFail, which a shared run cannot honour (it would stop the other "
+                "members' scenarios too); drop abortOnFail, or run the scenario on its own "
+                "with certload.run() or --certload-isolate."
+            )
+        if self.settings.isolate:
+            result = self._execute(
+                [self._shortened(scenarios[own], smoke_duration)], parsed, http, where
+            )
+            return self._record(result, label)
+        shared = self._shared.get(group)
+        if shared is None or own not in shared.scenarios:
+            members = self._shared.members(group)
+            members.pop(own, None)
+            unknown = [m for m in members if m not in scenarios]
+            if unknown:
+                raise ConfigError(
+                    f"the shared run {group!r} has selected member scenario(s) "
+                    f"{', '.join(unknown)} that run_shared() in {where} was not given; "
+                    "pass every member's scenario in the same mapping."
+                )
+            # each member's scenario keeps the smoke duration its own test asks for
+            together = [self._shortened(scenarios[own], smoke_duration)]
+            together += [
+                self._shortened(scenarios[m], None, kwargs.get("smoke_duration"))
+                for m, kwargs in members.items()
+            ]
+            what = f"shared run {group!r} ({', '.join(sc.name for sc in together)})"
+            result = self._execute(together, [], http, what)
+            shared = SharedRun(group, tuple(sc.name for sc in together), result)
+            self._shared.keep(shared)
+        view = shared.result.view(own)
+        limits = self._health()
+        view.health_limits = limits
+        _rejudge(view.scenarios[own], shared.result.health_limits, limits)
+        view.thresholds = evaluate(
+            parsed,
+            view.store,
+            min_tail_samples=self._min_tail_samples(),
+            duration_ns=view.duration_ns,
+        )
+        others = tuple(name for name in shared.scenarios if name != own)
+        return self._record(view, label, group=group, ran_with=others)
+
+    def _thresholds(
+        self, thresholds: Mapping[str, Any] | Sequence[Threshold] | None
+    ) -> list[Threshold]:
+        """The test's thresholds plus its marker's."""
         source = self._item.nodeid
         parsed = threshold_list(thresholds, source=source)
         if "thresholds" in self._marker:
             parsed += parse_thresholds(
                 self._marker["thresholds"], source=f"@pytest.mark.certload of {source}"
             )
+        return parsed
+
+    def _min_tail_samples(self) -> int:
+        return int(self._marker.get("min_tail_samples", self.settings.min_tail_samples))
+
+    def _shortened(
+        self,
+        sc: Scenario,
+        smoke_duration: str | None,
+        marker_smoke: object = None,
+    ) -> Scenario:
+        """``sc`` with the duration the profile gives it: ``smoke_duration`` (the call's),
+        else ``marker_smoke`` (a member test's marker) or this test's marker's."""
+        source = self._item.nodeid
         smoke_ns: int | None = None
         if smoke_duration is not None:
             smoke_ns = _duration_ns(smoke_duration, f"smoke_duration of certload.run() in {source}")
-        elif "smoke_duration" in self._marker:
-            smoke_ns = _duration_ns(
-                self._marker["smoke_duration"],
-                f"smoke_duration of @pytest.mark.certload at {source}",
-            )
-        scs = [self._duration_for(sc, smoke_ns) for sc in scenarios]
-        health = self.settings.health
+        else:
+            smoke = marker_smoke if marker_smoke is not None else self._marker.get("smoke_duration")
+            if smoke is not None:
+                smoke_ns = _duration_ns(
+                    smoke, f"smoke_duration of @pytest.mark.certload at {source}"
+                )
+        return self._duration_for(sc, smoke_ns)
+
+    def _health(self) -> HealthLimits:
         if "health" in self._marker:
-            health = HealthLimits.parse(str(self._marker["health"]), source=source)
+            return HealthLimits.parse(str(self._marker["health"]), source=self._item.nodeid)
+        return self.settings.health
+
+    def _execute(
+        self,
+        scenarios: Sequence[Scenario],
+        thresholds: list[Threshold],
+        http: HTTPOptions | None,
+        what: str,
+    ) -> RunResult:
+        """One run with the session's settings, the stack checked before and after."""
         self._check_stack_before()
         with self._interrupts.run_in_progress() as stop:
-            result = self._run(scs, parsed, source, health, http, stop)
+            result = self._run(scenarios, thresholds, self._health(), http, stop, what)
         self._check_stack_after(result)
+        return result
+
+    def _record(
+        self, result: RunResult, label: str, *, group: str = "", ran_with: tuple[str, ...] = ()
+    ) -> RunResult:
+        """Keep the run (run file, junit properties), then judge it for this test."""
         self.results.append(result)
-        self._session.add(RunRecord(source, label, result, self.target))
+        record = RunRecord(
+            self._item.nodeid, label, result, self.target, group=group, ran_with=ran_with
+        )
+        self._session.add(record)
         self._item.user_properties.extend(run_properties(result))
+        if ran_with:
+            self._item.user_properties.append(
+                ("certload.shared_run", f"{group}: ran with {', '.join(ran_with)}")
+            )
         self._interrupts.interrupt_if_requested()
         return self._judge(result)
 
@@ -205,21 +430,20 @@ class LoadTest:
         self,
         scenarios: Sequence[Scenario],
         thresholds: list[Threshold],
-        source: str,
         health: HealthLimits,
         http: HTTPOptions | None,
         stop: StopRequest,
+        what: str,
     ) -> RunResult:
         options = RunOptions(
             http=http or self.http_options(),
             health=health,
-            min_tail_samples=int(
-                self._marker.get("min_tail_samples", self.settings.min_tail_samples)
-            ),
-            progress=self._progress if self.settings.progress_ns else None,
+            min_tail_samples=self._min_tail_samples(),
+            progress=partial(self._progress, what) if self.settings.progress_ns else None,
             progress_every=self.settings.progress_ns or "10s",
             stop=stop,
         )
+        source = self._item.nodeid
         if self.settings.tx:
             return run_distributed(
                 scenarios,
@@ -252,12 +476,12 @@ class LoadTest:
         for scenario in result.scenarios.values():
             scenario.health.problems += problems
 
-    def _progress(self, p: Progress) -> None:
+    def _progress(self, what: str, p: Progress) -> None:
         if self.progress_sink is None:
             return
         total = p.total_ns / 1e9
         self.progress_sink(
-            f"certload {self._item.nodeid}: {p.elapsed_ns / 1e9:5.0f}/{total:.0f} s, "
+            f"certload {what}: {p.elapsed_ns / 1e9:5.0f}/{total:.0f} s, "
             f"{p.rate_per_s:7.1f} it/s, {p.iterations:,} iterations, "
             f"{p.failed:,} failed requests, {p.dropped:,} dropped, {p.vus} VUs"
         )

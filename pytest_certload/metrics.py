@@ -688,6 +688,19 @@ class MetricStore:
                 else:
                     target.merge(sink)
 
+    def subset(self, tag_filter: Mapping[str, str]) -> MetricStore:
+        """A new store holding copies of the series whose tags include ``tag_filter``
+        (every metric stays declared): one scenario's share of a shared run."""
+        wanted = set(tag_filter.items())
+        out = MetricStore(max_series_per_metric=self.max_series_per_metric, clock=self._clock)
+        for name, type in self._types.items():
+            out.declare(name, type, time=self._time[name])
+            table = out._table(type)[name]
+            for tags, sink in self._table(type)[name].items():
+                if wanted.issubset(tags):
+                    table[tags] = sink.copy()
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (histograms HDR-encoded); :meth:`from_dict` restores it exactly."""
         metrics: dict[str, Any] = {}

@@ -67,14 +67,18 @@ def _argparse_type(option: Option) -> Callable[[str], Any]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("certload", "load testing certctl (pytest-certload)")
     for opt in OPTIONS:
-        group.addoption(
-            opt.cli,
-            dest=opt.dest,
-            default=None,
-            type=_argparse_type(opt),
-            metavar=opt.metavar,
-            help=f"{opt.help}. ini {opt.dest}, env {opt.env}. Default: {opt.default_text}.",
-        )
+        text = f"{opt.help}. ini {opt.dest}, env {opt.env}. Default: {opt.default_text}."
+        if opt.flag:
+            group.addoption(opt.cli, dest=opt.dest, action="store_const", const=True, help=text)
+        else:
+            group.addoption(
+                opt.cli,
+                dest=opt.dest,
+                default=None,
+                type=_argparse_type(opt),
+                metavar=opt.metavar,
+                help=text,
+            )
         parser.addini(opt.dest, f"{opt.help} (see {opt.cli})", type="string", default=None)
 
 

@@ -111,6 +111,10 @@ class RunRecord:
     result: RunResult
     target: str
     path: Path | None = None  # the run file (None until written, or when writing failed)
+    #: the shared run this test's scenario was part of ("" for a run of its own)
+    group: str = ""
+    #: the other scenarios of that shared run (they ran at the same time)
+    ran_with: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +122,8 @@ class RunRecord:
             "nodeid": self.nodeid,
             "label": self.label,
             "target": self.target,
+            "group": self.group,
+            "ran_with": list(self.ran_with),
             "result": self.result.to_dict(),
         }
 
@@ -132,6 +138,8 @@ class RunRecord:
                 result=RunResult.from_dict(data["result"]),
                 target=str(data["target"]),
                 path=path,
+                group=str(data.get("group", "")),  # absent before shared runs existed
+                ran_with=tuple(str(name) for name in data.get("ran_with", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise RecordError(

@@ -80,6 +80,15 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise OptionValueError("switch", "true or false (also 1/0, yes/no, on/off)")
+
+
 def _path(raw: str) -> Path:
     if not raw.strip():
         raise OptionValueError("path", "a file or directory path")
@@ -155,6 +164,8 @@ class Option:
     shown_default: str = ""
     #: the :class:`Settings` attribute, when it is not ``dest`` without ``certload_``
     attr: str = ""
+    #: a command-line switch taking no value (ini and environment take true/false)
+    flag: bool = False
 
     @property
     def env(self) -> str:
@@ -314,8 +325,21 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "SPECS",
         "split each run's load across execnet gateways (pytest-xdist's --tx syntax), e.g. "
-        "'2*popen' or 'popen,ssh=host//python=python3'; the results are merged exactly "
-        "and judged once (see docs/distributed.md)",
+        "'2*popen' or 'popen,ssh=host//python=python3', or 'auto' for one local worker "
+        "per usable core; the results are merged exactly and judged once (see "
+        "docs/distributed.md)",
+    ),
+    Option(
+        "--certload-isolate",
+        "certload_isolate",
+        _switch,
+        False,
+        "",
+        "run each scenario of a shared run alone (certctl's k6 runs the API pair and the "
+        "four connector targets at the same time, and so do the shipped tests): for "
+        "diagnosing which scenario a breach belongs to",
+        shown_default="off",
+        flag=True,
     ),
     Option(
         "--certload-baseline",
@@ -351,6 +375,7 @@ class Settings:
     certctl_migrations: Path | None
     targets: Mapping[str, str] | None
     tx: tuple[str, ...] | None
+    isolate: bool
     baseline: str | None
     sources: Mapping[str, str] = field(default_factory=dict)
 

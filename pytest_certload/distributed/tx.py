@@ -6,14 +6,16 @@ list needs neither execnet nor the controller.
 
 from __future__ import annotations
 
+import os
 import re
 
 from ..errors import TxSyntaxError
 
-__all__ = ["TX_GRAMMAR", "parse_tx", "spec_keys"]
+__all__ = ["TX_GRAMMAR", "parse_tx", "spec_keys", "usable_cores"]
 
 TX_GRAMMAR = (
-    "comma-separated execnet gateway specs, each optionally prefixed by N* for N identical "
+    "'auto' (one local worker per usable core), or comma-separated execnet gateway specs, "
+    "each optionally prefixed by N* for N identical "
     "workers: 'popen', 'popen//python=python3', 'ssh=HOST//python=python3' or "
     "'socket=HOST:PORT', with '//'-separated options python=, chdir=, id=, nice=, "
     "env:NAME=, dont_write_bytecode, ssh_config=, via=, execmodel=; "
@@ -29,12 +31,23 @@ _COUNT_RE = re.compile(r"^\s*(\d+)\s*\*\s*(.*)$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def parse_tx(raw: str) -> tuple[str, ...]:
-    """Expand ``"2*popen,ssh=h//python=python3"`` into one spec string per worker.
+    """Expand ``"2*popen,ssh=h//python=python3"`` into one spec string per worker;
+    ``"auto"`` is one ``popen`` worker per usable core (:func:`usable_cores`).
 
     Specs are separated by commas or newlines; ``N*`` repeats a spec. Raises
     :class:`TxSyntaxError` naming the offending spec and what is wrong with it.
     """
+    if raw.strip().lower() == "auto":
+        return ("popen",) * usable_cores()
     specs: list[str] = []
     parts = [p.strip() for p in re.split(r"[,\n]", raw)]
     for part in filter(None, parts):

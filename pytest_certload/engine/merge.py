@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..metrics import MetricStore, TrendSink
+from ..metrics import CounterSink, MetricStore, TrendSink
 from ..thresholds import Threshold, evaluate
 from .causes import RequestErrors
 from .health import HealthLimits, ScenarioHealth
@@ -112,6 +112,11 @@ def merge_results(
             error_samples=errors,
             folded_names=sum(p.folded_names for p in parts),
             request_errors=request_errors,
+            shares={
+                worker: _requests(r.store, name)
+                for worker, r in zip(names, results, strict=True)
+                if name in r.scenarios
+            },
         )
     duration = max(r.duration_ns for r in results)
     judged = evaluate(thresholds, store, min_tail_samples=min_tail_samples, duration_ns=duration)
@@ -125,6 +130,11 @@ def merge_results(
         health_limits=limits,
         aborted=aborted,
     )
+
+
+def _requests(store: MetricStore, scenario: str) -> int:
+    sink = store.select("http_reqs", {"scenario": scenario})
+    return int(sink.count) if isinstance(sink, CounterSink) else 0
 
 
 def _aborted(names: Sequence[str], results: Sequence[RunResult]) -> str:

@@ -41,7 +41,9 @@ class ScenarioResult:
 
     ``error_samples`` counts the exceptions its iteration function raised (message ->
     count, bounded); ``request_errors`` says why its failed requests failed (unexpected
-    statuses with a body sample, transport errors by kind with their first texts).
+    statuses with a body sample, transport errors by kind with their first texts);
+    ``shares`` is, in a run merged from ``--certload-tx`` workers, each worker's number
+    of requests (empty in a run of one process).
     """
 
     name: str
@@ -54,6 +56,7 @@ class ScenarioResult:
     error_samples: dict[str, int]
     folded_names: int = 0
     request_errors: RequestErrors = field(default_factory=RequestErrors)
+    shares: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class ScenarioResult:
             "error_samples": self.error_samples,
             "folded_names": self.folded_names,
             "request_errors": self.request_errors.to_dict(),
+            "shares": self.shares,
         }
 
     @classmethod
@@ -87,6 +91,7 @@ class ScenarioResult:
                 if "request_errors" in data
                 else RequestErrors()
             ),
+            shares={str(k): int(v) for k, v in data.get("shares", {}).items()},
         )
 
 
@@ -152,6 +157,21 @@ class RunResult:
         if self.breaches or self.aborted:
             return "breached"
         return "passed"
+
+    def view(self, scenario: str) -> RunResult:
+        """This run as one of its scenarios saw it: that scenario's series and health, the
+        run's timing and abort, no thresholds (judge the scenario's own on it)."""
+        own = self.scenarios[scenario]
+        return RunResult(
+            store=self.store.subset({"scenario": scenario}),
+            # a copy: judging the view must not change the shared run
+            scenarios={scenario: ScenarioResult.from_dict(own.to_dict())},
+            thresholds=[],
+            started_at=self.started_at,
+            duration_ns=self.duration_ns,
+            health_limits=self.health_limits,
+            aborted=self.aborted,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

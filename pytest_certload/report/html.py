@@ -324,7 +324,14 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
         f'<span class="verdict v-{_e(verdict)}">{_e(verdict)}</span>'
         + (f" <small>(test {_e(outcome)})</small>" if outcome else "")
         + "</h2>",
-        f"<p>started {_e(result.started_at)}, {result.duration_ns / 1e9:.1f} s</p>",
+        f"<p>started {_e(result.started_at)}, {result.duration_ns / 1e9:.1f} s"
+        + (
+            f"; shared run <code>{_e(record.group)}</code> with "
+            + ", ".join(f"<code>{_e(n)}</code>" for n in record.ran_with)
+            if record.ran_with
+            else ""
+        )
+        + "</p>",
         _stats_table(result),
         "<h3>Thresholds</h3>",
         _threshold_table(result),

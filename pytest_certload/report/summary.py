@@ -101,6 +101,8 @@ def _scenario_entry(result: RunResult, name: str) -> dict[str, Any]:
         "executor": sc.executor,
         "tags": sc.tags,
     }
+    if sc.shares:
+        entry["workers"] = dict(sc.shares)
     if sc.request_errors:
         entry["errors"] = {
             **sc.request_errors.to_dict(),
@@ -123,6 +125,8 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
         "untrustworthy": result.untrustworthy,
         "unreachable": result.unreachable,
         "run_file": session.run_file(record),
+        "group": record.group,
+        "ran_with": list(record.ran_with),
         "scenarios": {name: _scenario_entry(result, name) for name in result.scenarios},
         "thresholds": [_threshold_entry(r) for r in result.thresholds],
     }

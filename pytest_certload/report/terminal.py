@@ -49,6 +49,8 @@ def render(session: SessionRecord) -> list[str]:
         lines.append(
             f"{record.nodeid}{label}: {result.verdict}" + (f" (test {outcome})" if outcome else "")
         )
+        if record.ran_with:
+            lines.append(f"  shared run {record.group!r} with {', '.join(record.ran_with)}")
         for name in result.scenarios:
             s = scenario_stats(result, name)
             err = s["error_rate"]

@@ -45,7 +45,8 @@ __all__ = ["AUTH_CHECK_PATH", "READY_PATH", "PreflightProblem", "check_stack", "
 
 #: certctl's readiness route: 200 when its database answers, 503 when it does not
 READY_PATH = "/ready"
-#: certctl's cheapest authenticated route (contract §1.4): 200 for a valid key
+#: certctl's cheapest authenticated route (``internal/api/handler/health.go``): 200 for a
+#: valid key
 AUTH_CHECK_PATH = "/api/v1/auth/check"
 _BODY_CHARS = 300
 

@@ -1,4 +1,5 @@
-"""Contract tests of the double's REST API against the certctl contract (§1.4, §2)."""
+"""The double's REST API against certctl's (``internal/api/handler/health.go``,
+``internal/api/handler/*.go``, ``internal/api/router/router.go``)."""
 
 from __future__ import annotations
 

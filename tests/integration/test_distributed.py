@@ -360,7 +360,8 @@ def test_certload_tx_resolves_from_cli_ini_and_env() -> None:
         resolve({}, {"certload_tx": "popen//chdir"}, ini_source="pytest.ini", environ={})
     assert str(exc.value).startswith(
         "'popen//chdir' is not a valid gateway spec list ('popen//chdir': 'chdir' needs a "
-        "value (chdir=...)) for certload_tx (from pytest.ini); use comma-separated execnet"
+        "value (chdir=...)) for certload_tx (from pytest.ini); use 'auto' (one local worker "
+        "per usable core), or comma-separated execnet"
     )
 
 
@@ -505,7 +506,8 @@ def test_a_bad_tx_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         [
             "*argument --certload-tx: '3[*]sshh=h' is not a valid gateway spec list "
-            "('sshh=h': unknown option 'sshh'); use comma-separated execnet gateway specs*"
+            "('sshh=h': unknown option 'sshh'); use 'auto' (one local worker per usable "
+            "core), or comma-separated execnet gateway specs*"
         ]
     )
 
@@ -521,3 +523,15 @@ def test_alongside_xdist_each_test_splits_its_own_load(
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["E * observed * ms over 80 samples (limit 1 ms)*"])
+
+
+def test_auto_is_one_local_worker_per_usable_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_certload.distributed import tx
+
+    monkeypatch.setattr(tx.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert parse_tx("auto") == ("popen", "popen", "popen")
+    assert parse_tx(" AUTO ") == ("popen", "popen", "popen")
+    from pytest_certload.settings import resolve
+
+    settings = resolve({}, {}, environ={"CERTLOAD_TX": "auto"})
+    assert settings.tx == ("popen",) * 3

@@ -6,10 +6,11 @@ ACME profile.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from pytest_certload import LoadTest
 from pytest_certload.certctl import (
@@ -20,12 +21,24 @@ from pytest_certload.certctl import (
     rate_limit_storm,
 )
 from pytest_certload.engine import RunResult, Scenario
+from pytest_certload.loadtest import marker_kwargs, shared_members
 from pytest_certload.seed import SeedReport
 from pytest_certload.stack import StackInfo
+
+from . import k6
 
 #: name prefixes of the rows fixtures/sql seeds for the scale tier
 BULK_PREFIX = "loadtest-bulk-"
 AGENT_PREFIX = "loadtest-agent-"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers it too, when installed; without it --strict-markers needs this
+    config.addinivalue_line(
+        "markers",
+        "xdist_group(name): with pytest-xdist's --dist loadgroup, run these tests on one "
+        "worker (the members of a shared run)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +66,15 @@ def certctl_setup(certload_stack: StackInfo) -> Iterator[CertctlSetup]:
 def certload_acme_profile() -> str:
     """The certificate profile whose ACME surface the acme scenarios load (demo seed)."""
     return "prof-standard-tls"
+
+
+@pytest.fixture
+def acme_issuing_ca() -> x509.Certificate | None:
+    """The CA every certificate of ``acme_enroll`` must chain to; ``None`` (default): the
+    root the server sends in the chain (the double's CA is ephemeral), the same for every
+    sample. Override in a conftest.py closer to your tests (or in a test module) to pin
+    a known CA."""
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -86,21 +108,71 @@ def agent_fleet(certload_seed: SeedReport, certctl_setup: CertctlSetup) -> list[
 
 
 @pytest.fixture
+def k6_scenarios(
+    request: pytest.FixtureRequest,
+    certload: LoadTest,
+    certload_stack: StackInfo,
+    certctl_headers: dict[str, str],
+) -> dict[str, Scenario]:
+    """The six scenarios of certctl's k6.js, by name (see ``k6.py``): what every member
+    test of the shared run ``k6`` passes to ``certload.run_shared``."""
+    scenarios = k6.k6_scenarios(
+        certload_stack.certctl_url,
+        certctl_headers,
+        certload_stack.targets,
+        certload.http_options(fresh_connection=True),
+    )
+    own = str(marker_kwargs(request.node).get("scenario", ""))
+    needed = {own}
+    if not certload.settings.isolate:
+        needed |= set(shared_members(request.session.items, k6.GROUP))
+    lacking = sorted(name for name in needed if name not in scenarios)
+    if lacking:
+        types = ", ".join(name.removesuffix("_handshake") for name in lacking)
+        pytest.fail(
+            f"the shared run {k6.GROUP!r} runs the selected scenario(s) {', '.join(lacking)}, "
+            f"but the {certload_stack.provider} stack has no {types} target (it has: "
+            f"{', '.join(certload_stack.targets) or 'none'}); give each URL with "
+            "--certload-targets TYPE=https://..., deselect them (-m 'not connector'), or "
+            "run each scenario alone with --certload-isolate.",
+            pytrace=False,
+        )
+    return scenarios
+
+
+def _storm_checked(certload: LoadTest, run: Callable[[], RunResult]) -> RunResult:
+    """``run()``, failing a run dominated by certctl's API rate limiter with a message
+    naming the CERTCTL_RATE_LIMIT_* settings (added to a breach the 429s caused)."""
+    try:
+        result = run()
+    except AssertionError as breach:
+        storm = rate_limit_storm(certload.results[-1]) if certload.results else None
+        if storm:
+            raise AssertionError(f"{storm}\n{breach}") from None
+        raise
+    storm = rate_limit_storm(result)
+    if storm:
+        pytest.fail(storm, pytrace=False)
+    return result
+
+
+@pytest.fixture
 def certload_run(certload: LoadTest) -> Callable[..., RunResult]:
     """``certload.run`` that also fails a run dominated by certctl's API rate limiter,
     with a message naming the CERTCTL_RATE_LIMIT_* settings to change."""
 
     def run(*scenarios: Scenario, **kwargs: Any) -> RunResult:
-        try:
-            result: RunResult = certload.run(*scenarios, **kwargs)
-        except AssertionError as breach:
-            storm = rate_limit_storm(certload.results[-1])
-            if storm:
-                raise AssertionError(f"{storm}\n{breach}") from None
-            raise
-        storm = rate_limit_storm(result)
-        if storm:
-            pytest.fail(storm, pytrace=False)
-        return result
+        return _storm_checked(certload, lambda: certload.run(*scenarios, **kwargs))
+
+    return run
+
+
+@pytest.fixture
+def certload_run_shared(certload: LoadTest) -> Callable[..., RunResult]:
+    """``certload.run_shared`` with the same rate-limiter check, on this test's own
+    scenario's share of the shared run."""
+
+    def run(scenarios: Mapping[str, Scenario], **kwargs: Any) -> RunResult:
+        return _storm_checked(certload, lambda: certload.run_shared(scenarios, **kwargs))
 
     return run

@@ -3,11 +3,16 @@
 100 closed-model VUs for 5 minutes; each iteration reads the profile's directory, HEADs
 newNonce, probes renewal-info with a certificate id that names nothing (400 or 404 is
 the expected answer) and sleeps a second. JWS-signed flows are out of scope, as in k6.
+
+The iteration function is module-level and its input, the :class:`AcmeSurface` (the
+directory URL, the headers, the Trend names), is plain data: ``--certload-tx`` workers
+import the function and get the surface by value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -22,6 +27,12 @@ pytestmark = pytest.mark.acme
 SMOKE = "10s"
 
 
+async def acme_flow(surface: AcmeSurface, vu: VU) -> None:
+    for response in await surface.walk(vu):
+        count_rate_limit(vu, response)
+    await vu.sleep(1)
+
+
 @pytest.mark.certload(smoke_duration=SMOKE)
 def test_acme_flow(
     certload_run: Callable[..., RunResult],
@@ -29,16 +40,10 @@ def test_acme_flow(
     certctl_headers: dict[str, str],
 ) -> None:
     surface = AcmeSurface(acme_directory.url, certctl_headers)
-
-    async def acme_flow(vu: VU) -> None:
-        for response in await surface.walk(vu):
-            count_rate_limit(vu, response)
-        await vu.sleep(1)
-
     certload_run(
         Scenario(
             "acme_flow",
-            acme_flow,
+            partial(acme_flow, surface),
             ConstantVUs(100, "5m"),
             graceful_stop="30s",
             metrics=surface.metrics,

@@ -1,7 +1,10 @@
 """API tier: certctl's k6 ``issuance_acceptance`` and ``list_certificates``.
 
-50 requests/s each for 5 minutes in the canonical profile. Each test runs one scenario so
-its verdict names one scenario; ``list_certificates`` keeps k6's 5 s stagger.
+50 requests/s each for 5 minutes in the canonical profile, ``list_certificates`` starting
+5 s later. As in k6.js they run at the same time, with the connector tier, in the shared
+run ``k6`` (``k6.py`` builds its six scenarios); each test judges only its own scenario's
+share, so a breach fails the test of the scenario that breached. ``-k`` selects one
+scenario (it then runs alone); ``--certload-isolate`` runs each alone.
 """
 
 from __future__ import annotations
@@ -10,73 +13,39 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_certload.certctl import (
-    CERTIFICATES,
-    UniqueNames,
-    certificate_payload,
-    count_rate_limit,
-)
-from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario
+from pytest_certload.engine import RunResult, Scenario
 
-pytestmark = pytest.mark.api
+from .k6 import GROUP
 
-#: 50/s for 4 s is 200 samples: p(99) needs at least 100
-SMOKE = "4s"
+#: xdist_group keeps the shared run's tests on one pytest-xdist worker (--dist loadgroup)
+pytestmark = [pytest.mark.api, pytest.mark.certload(group=GROUP), pytest.mark.xdist_group(GROUP)]
+
+#: 50/s for 20 s is 1,000 samples (p(99) needs 100). Long enough that the listing (from
+#: 5 s) runs while certificates are being created, as in k6.js; free in wall time, since
+#: the connector targets keep the shared run going for 75 s anyway
+SMOKE = "20s"
 
 
-@pytest.mark.certload(smoke_duration=SMOKE)
+@pytest.mark.certload(scenario="issuance_acceptance", smoke_duration=SMOKE)
 def test_issuance_acceptance(
-    certload_run: Callable[..., RunResult], certctl_url: str, certctl_headers: dict[str, str]
+    certload_run_shared: Callable[..., RunResult], k6_scenarios: dict[str, Scenario]
 ) -> None:
-    url = certctl_url + CERTIFICATES
-    # certctl's name is globally unique (a duplicate is a 500): never reuse one
-    names = UniqueNames("loadtest-issuance")
-
-    async def create_certificate(vu: VU) -> None:
-        response = await vu.http.post(
-            url,
-            json=certificate_payload(names.next()),
-            headers=certctl_headers,
-            name=CERTIFICATES,
-            expected=(201,),
-        )
-        vu.check("certificate created (201)", response.status_code == 201)
-        count_rate_limit(vu, response)
-
-    certload_run(
-        Scenario(
-            "issuance_acceptance",
-            create_certificate,
-            ConstantArrivalRate(50, "5m", pre_allocated_vus=50, max_vus=200),
-        ),
+    certload_run_shared(
+        k6_scenarios,
         thresholds={
             "http_req_duration{scenario:issuance_acceptance}": ["p(95)<2000", "p(99)<5000"],
+            # this test's share of the run: its own scenario's requests only
             "http_req_failed": ["rate<0.01"],
         },
     )
 
 
-@pytest.mark.certload(smoke_duration=SMOKE)
+@pytest.mark.certload(scenario="list_certificates", smoke_duration=SMOKE)
 def test_list_certificates(
-    certload_run: Callable[..., RunResult], certctl_url: str, certctl_headers: dict[str, str]
+    certload_run_shared: Callable[..., RunResult], k6_scenarios: dict[str, Scenario]
 ) -> None:
-    # page/per_page (certctl's cursor mode is broken; per_page above 500 becomes 50)
-    url = certctl_url + CERTIFICATES + "?per_page=50"
-
-    async def list_certificates(vu: VU) -> None:
-        response = await vu.http.get(
-            url, headers=certctl_headers, name=CERTIFICATES, expected=(200,)
-        )
-        vu.check("certificates listed (200)", response.status_code == 200)
-        count_rate_limit(vu, response)
-
-    certload_run(
-        Scenario(
-            "list_certificates",
-            list_certificates,
-            ConstantArrivalRate(50, "5m", pre_allocated_vus=50, max_vus=200),
-            start_time="5s",
-        ),
+    certload_run_shared(
+        k6_scenarios,
         thresholds={
             "http_req_duration{scenario:list_certificates}": ["p(95)<800", "p(99)<2000"],
             "http_req_failed": ["rate<0.01"],

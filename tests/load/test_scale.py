@@ -4,11 +4,21 @@
 ``loadtest-bulk-*`` certificates, 5,000 ``loadtest-agent-*`` agents), so they need a
 PostgreSQL DSN for certctl's database (the local provider has one; an external stack
 needs ``--certctl-dsn``).
+
+Iteration functions are module-level and their inputs plain data, so ``--certload-tx``
+workers import them by name: the seeded ids (bulk-renew batches, heartbeat URLs and
+bodies) travel by value, and each process walks its own copy from a random offset
+(:func:`_rotation`); ``acme_burst``'s :class:`AcmeSurface` travels by value too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,12 +36,102 @@ from pytest_certload.certctl import (
     parse_bulk_renew,
 )
 from pytest_certload.engine import VU, ConstantArrivalRate, ConstantVUs, RunResult, Scenario
+from pytest_certload.redaction import SecretHeaders
 
 pytestmark = pytest.mark.scale
 
 #: certctl's criteria mode matches at most 50 certificates a call: a batch of ids this
 #: size is the most one bulk-renew call can be asked to do by criteria
 BULK_BATCH = 50
+
+T = TypeVar("T")
+
+#: each process's walk over each scenario's items, made on first use (never pickled)
+_rotations: weakref.WeakKeyDictionary[Any, Rotation[Any]] = weakref.WeakKeyDictionary()
+
+
+def _rotation(inputs: Any, items: Sequence[T], what: str) -> Rotation[T]:
+    """This process's :class:`Rotation` over ``items`` for ``inputs``, from a random
+    offset: two processes sharing one run's load do not start on the same rows."""
+    rotation = _rotations.get(inputs)
+    if rotation is None:
+        start = random.randrange(len(items)) if items else 0
+        rotation = _rotations[inputs] = Rotation([*items[start:], *items[:start]], what=what)
+    return rotation
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, one rotation per copy
+class BulkRenewal:
+    """What ``bulk_renewal`` needs: the URL, the Bearer header, the seeded id batches."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    batches: tuple[tuple[str, ...], ...] = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class AgentStorm:
+    """What ``agent_storm`` needs: each seeded agent's heartbeat URL and body."""
+
+    heartbeats: tuple[tuple[str, bytes], ...] = field(repr=False)
+    headers: Mapping[str, str] = field(repr=False)
+
+
+async def bulk_renewal(inputs: BulkRenewal, vu: VU) -> None:
+    batch = _rotation(inputs, inputs.batches, "seeded certificates").next()
+    response = await vu.http.post(
+        inputs.url,
+        json={"certificate_ids": list(batch)},
+        headers=inputs.headers,
+        name=BULK_RENEW,
+        expected=(200,),
+    )
+    count_rate_limit(vu, response)
+    if not vu.check("bulk-renew 200", response.status_code == 200):
+        return
+    try:
+        result = parse_bulk_renew(response.content)
+    except ValueError:
+        vu.check("bulk-renew answer parses", False)
+        return
+    vu.check("every id matched a seeded certificate", result.total_matched == len(batch))
+    vu.check("matched = enqueued + skipped + failed", result.consistent)
+    vu.check("no certificate failed", result.total_failed == 0)
+    vu.counter("bulk_matched", result.total_matched)
+    vu.counter("bulk_enqueued", result.total_enqueued)
+    vu.counter("bulk_skipped", result.total_skipped)
+    vu.counter("bulk_failed", result.total_failed)
+
+
+async def acme_burst(surface: AcmeSurface, vu: VU) -> None:
+    # the seed gives 200 VUs and the thresholds but no pause; we keep acme_flow's 1 s
+    # think time, so the burst is twice acme_flow's load (~600 req/s). Without a
+    # pause 200 closed-loop VUs measure the generator host's ceiling, not the
+    # server's handlers (on 2 shared cores p95 then sits at the 300 ms threshold).
+    shape_ok = shape_bad = 0
+    for response in await surface.walk(vu):
+        status = response.status_code
+        # 5xx, or no HTTP answer at all; 4xx (ARI probe, ACME 429) is expected
+        vu.rate("server_errors", status >= 500 or status == 0)
+        kind = count_rate_limit(vu, response)
+        if kind == ACME_RATE_LIMITED:
+            shape_ok += 1
+        elif kind is not None and kind != API_RATE_LIMITED:
+            shape_bad += 1
+    if shape_ok:
+        vu.counter("acme_rate_limit_shape_ok", shape_ok)
+    if shape_bad:
+        vu.counter("acme_rate_limit_shape_bad", shape_bad)
+    await vu.sleep(1)
+
+
+async def agent_storm(inputs: AgentStorm, vu: VU) -> None:
+    url, body = _rotation(inputs, inputs.heartbeats, "seeded agents").next()
+    response = await vu.http.post(
+        url, content=body, headers=inputs.headers, name=AGENT_HEARTBEAT, expected=(200,)
+    )
+    vu.check("heartbeat recorded (200)", response.status_code == 200)
+    count_rate_limit(vu, response)
 
 
 @pytest.mark.certload(smoke_duration="25s")  # 5/s: 125 calls, p(99) needs 100
@@ -46,38 +146,15 @@ def test_bulk_renewal(
     # Instead each iteration takes the next unused batch of seeded ids; after the last
     # batch the rotation starts over, and those calls still match real rows but skip
     # them (counted in bulk_skipped, not as errors).
-    rotation = Rotation(batches(bulk_renewal_ids, BULK_BATCH), what="seeded certificates")
-    url = certctl_url + BULK_RENEW
-
-    async def bulk_renewal(vu: VU) -> None:
-        batch = rotation.next()
-        response = await vu.http.post(
-            url,
-            json={"certificate_ids": list(batch)},
-            headers=certctl_headers,
-            name=BULK_RENEW,
-            expected=(200,),
-        )
-        count_rate_limit(vu, response)
-        if not vu.check("bulk-renew 200", response.status_code == 200):
-            return
-        try:
-            result = parse_bulk_renew(response.content)
-        except ValueError:
-            vu.check("bulk-renew answer parses", False)
-            return
-        vu.check("every id matched a seeded certificate", result.total_matched == len(batch))
-        vu.check("matched = enqueued + skipped + failed", result.consistent)
-        vu.check("no certificate failed", result.total_failed == 0)
-        vu.counter("bulk_matched", result.total_matched)
-        vu.counter("bulk_enqueued", result.total_enqueued)
-        vu.counter("bulk_skipped", result.total_skipped)
-        vu.counter("bulk_failed", result.total_failed)
-
+    inputs = BulkRenewal(
+        certctl_url + BULK_RENEW,
+        certctl_headers,
+        tuple(batches(bulk_renewal_ids, BULK_BATCH)),
+    )
     certload_run(
         Scenario(
             "bulk_renewal",
-            bulk_renewal,
+            partial(bulk_renewal, inputs),
             ConstantArrivalRate(5, "5m", pre_allocated_vus=10, max_vus=30),
             metrics=dict.fromkeys(
                 ("bulk_matched", "bulk_enqueued", "bulk_skipped", "bulk_failed"), "counter"
@@ -104,31 +181,10 @@ def test_acme_burst(
         trends=("acme_directory_duration", "acme_new_nonce_duration", "acme_renewal_info_duration"),
     )
 
-    async def acme_burst(vu: VU) -> None:
-        # the seed gives 200 VUs and the thresholds but no pause; we keep acme_flow's 1 s
-        # think time, so the burst is twice acme_flow's load (~600 req/s). Without a
-        # pause 200 closed-loop VUs measure the generator host's ceiling, not the
-        # server's handlers (on 2 shared cores p95 then sits at the 300 ms threshold).
-        shape_ok = shape_bad = 0
-        for response in await surface.walk(vu):
-            status = response.status_code
-            # 5xx, or no HTTP answer at all; 4xx (ARI probe, ACME 429) is expected
-            vu.rate("server_errors", status >= 500 or status == 0)
-            kind = count_rate_limit(vu, response)
-            if kind == ACME_RATE_LIMITED:
-                shape_ok += 1
-            elif kind is not None and kind != API_RATE_LIMITED:
-                shape_bad += 1
-        if shape_ok:
-            vu.counter("acme_rate_limit_shape_ok", shape_ok)
-        if shape_bad:
-            vu.counter("acme_rate_limit_shape_bad", shape_bad)
-        await vu.sleep(1)
-
     certload_run(
         Scenario(
             "acme_burst",
-            acme_burst,
+            partial(acme_burst, surface),
             ConstantVUs(200, "5m"),
             graceful_stop="30s",
             metrics={
@@ -157,22 +213,16 @@ def test_agent_storm(
 ) -> None:
     # 5,000 agents heartbeating every 30 s offer 167/s: walk the fleet round-robin so
     # every row takes its share of the UPDATEs
-    heartbeats = [(certctl_url + expand(AGENT_HEARTBEAT, id=i), body) for i, body in agent_fleet]
-    fleet = Rotation(heartbeats, what="seeded agents")
-    headers = {**certctl_headers, "Content-Type": "application/json"}
-
-    async def agent_storm(vu: VU) -> None:
-        url, body = fleet.next()
-        response = await vu.http.post(
-            url, content=body, headers=headers, name=AGENT_HEARTBEAT, expected=(200,)
-        )
-        vu.check("heartbeat recorded (200)", response.status_code == 200)
-        count_rate_limit(vu, response)
+    heartbeats = tuple(
+        (certctl_url + expand(AGENT_HEARTBEAT, id=i), body) for i, body in agent_fleet
+    )
+    headers = SecretHeaders({**certctl_headers, "Content-Type": "application/json"})
+    inputs = AgentStorm(heartbeats, headers)
 
     certload_run(
         Scenario(
             "agent_storm",
-            agent_storm,
+            partial(agent_storm, inputs),
             ConstantArrivalRate(167, "5m", pre_allocated_vus=50, max_vus=200),
         ),
         thresholds={

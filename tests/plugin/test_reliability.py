@@ -326,8 +326,8 @@ class _Item:
     def __init__(self) -> None:
         self.user_properties: list[tuple[str, object]] = []
 
-    def get_closest_marker(self, name: str) -> None:
-        return None
+    def iter_markers(self, name: str) -> Iterator[object]:
+        return iter(())
 
 
 class _Watch:
@@ -393,3 +393,143 @@ def test_a_second_sigterm_kills_at_once(pytester: pytest.Pytester, server: Laten
             proc.wait()
     assert proc.returncode == -signal.SIGTERM
     _quiet(server)
+
+
+# -- shared runs ------------------------------------------------------------------------------
+
+SHARED = """
+import functools
+import pytest
+from pytest_certload.engine import ConstantArrivalRate, Scenario
+
+URL = "{url}"
+
+
+async def hit(path, vu):
+    await vu.http.get(URL + path, name=path)
+
+
+@pytest.fixture
+def pair():
+    return {{
+        "alpha": Scenario("alpha", functools.partial(hit, "/a"), ConstantArrivalRate(20, "3s")),
+        "beta": Scenario("beta", functools.partial(hit, "/b"), ConstantArrivalRate(20, "3s"),
+                         start_time="1s"),
+    }}
+
+
+@pytest.mark.certload(group="pair", scenario="alpha")
+def test_alpha(certload, pair):
+    certload.run_shared(pair, thresholds={{"http_req_duration": ["p(95)<5000"]}})
+
+
+@pytest.mark.certload(group="pair", scenario="beta")
+def test_beta(certload, pair):
+    certload.run_shared(pair, thresholds={{"http_req_duration": ["{beta_limit}"]}})
+"""
+
+
+def _runs(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
+    index = json.loads((pytester.path / "certload-results" / "session.json").read_text())
+    out = {}
+    for run in index["runs"]:
+        data = json.loads((pytester.path / "certload-results" / "runs" / run["file"]).read_text())
+        out[run["nodeid"].split("::")[1]] = data
+    return out
+
+
+def test_a_shared_run_runs_once_and_each_test_judges_its_own_scenario(
+    pytester: pytest.Pytester, server: LatencyServer
+) -> None:
+    pytester.makepyfile(test_pair=SHARED.format(url=server.url, beta_limit="p(95)<0.001"))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--certload-progress=off", "--junitxml=junit.xml"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*shared run 'pair' with*", "FAILED test_pair.py::test_beta - *"])
+    runs = _runs(pytester)
+    alpha, beta = runs["test_alpha"], runs["test_beta"]
+    assert (alpha["group"], alpha["ran_with"]) == ("pair", ["beta"])
+    assert (beta["group"], beta["ran_with"]) == ("pair", ["alpha"])
+    # one run: the same start, and beta's window lies inside alpha's run
+    a_res, b_res = alpha["result"], beta["result"]
+    assert a_res["started_at"] == b_res["started_at"]
+    assert list(a_res["scenarios"]) == ["alpha"]
+    assert list(b_res["scenarios"]) == ["beta"]
+    a_sc, b_sc = a_res["scenarios"]["alpha"], b_res["scenarios"]["beta"]
+    assert b_sc["start_offset_ns"] >= a_sc["start_offset_ns"] + 900_000_000
+    assert b_sc["start_offset_ns"] < a_sc["start_offset_ns"] + a_sc["elapsed_ns"]
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="certload.shared_run" value="pair: ran with beta"' in junit
+
+
+def test_selecting_one_member_runs_only_its_scenario(
+    pytester: pytest.Pytester, server: LatencyServer
+) -> None:
+    pytester.makepyfile(test_pair=SHARED.format(url=server.url, beta_limit="p(95)<5000"))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--certload-progress=off", "-k", "beta"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+    (beta,) = _runs(pytester).values()
+    assert (beta["group"], beta["ran_with"]) == ("pair", [])
+    assert set(beta["result"]["metrics"]["metrics"]["http_reqs"]["series"][0]["tags"].items()) >= {
+        ("scenario", "beta")
+    }
+    assert all(
+        s["tags"]["scenario"] == "beta"
+        for s in beta["result"]["metrics"]["metrics"]["http_reqs"]["series"]
+    )
+
+
+def test_isolate_runs_each_member_alone(pytester: pytest.Pytester, server: LatencyServer) -> None:
+    pytester.makepyfile(test_pair=SHARED.format(url=server.url, beta_limit="p(95)<5000"))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--certload-progress=off", "--certload-isolate"
+    )
+    result.assert_outcomes(passed=2)
+    runs = _runs(pytester)
+    assert [runs[t]["ran_with"] for t in ("test_alpha", "test_beta")] == [[], []]
+    assert runs["test_alpha"]["result"]["started_at"] <= runs["test_beta"]["result"]["started_at"]
+
+
+class _Mark:
+    def __init__(self, **kwargs: object) -> None:
+        self.kwargs = kwargs
+
+
+class _Member(_Item):
+    def __init__(self, scenario: str) -> None:
+        super().__init__()
+        self.nodeid = f"test_x.py::test_{scenario}"
+        self.mark = _Mark(group="pair", scenario=scenario, health="lag_p99=10s")
+
+    def iter_markers(self, name: str) -> Iterator[object]:
+        return iter([self.mark])
+
+
+def test_a_shared_run_keeps_what_the_figures_do_not_show(tmp_path: Path) -> None:
+    """A service that died during a shared run makes every member untrustworthy, even
+    though each member re-judges its generator health by its own limits."""
+    from pytest_certload import LoadTest, Settings, UntrustworthyRun
+    from pytest_certload.engine import ConstantArrivalRate, Scenario
+    from pytest_certload.loadtest import SharedRuns, shared_members
+    from pytest_certload.record import SessionRecord
+
+    async def idle(vu: object) -> None:
+        return None
+
+    members = [_Member("alpha"), _Member("beta")]
+    shared = SharedRuns(lambda group: shared_members(members, group))
+    scenarios = {n: Scenario(n, idle, ConstantArrivalRate(20, "1s")) for n in ("alpha", "beta")}
+    session = SessionRecord(output_dir=tmp_path)
+    watch = _Watch(tmp_path / "service-logs")
+    verdicts = []
+    for member in members:
+        load = LoadTest(member, Settings.defaults(), session, watch=watch, shared=shared)  # type: ignore[arg-type]
+        result = load.run_shared(scenarios)
+        verdicts.append(result.verdict)
+        with pytest.raises(UntrustworthyRun, match="the stack's service died during the run"):
+            load.finish()
+    assert verdicts == ["untrustworthy", "untrustworthy"]
+    assert [r.ran_with for r in session.records] == [("beta",), ("alpha",)]

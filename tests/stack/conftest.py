@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 FAKE_CERTCTL = Path(__file__).with_name("fake_certctl.py")
 TIMEOUT_NS = 20_000_000_000
 
-# TEST FIXTURE, not certctl's schema: the handful of certctl tables (contract §4) the seed
+# TEST FIXTURE, not certctl's schema: the handful of certctl tables (its migrations/) the seed
 # files touch, with the same columns, NOT NULLs, defaults, uniques and foreign keys, plus
 # the demo-seed rows the bulk certificates point at. The real schema comes from certctl's
 # migrations (or the double) at boot.

@@ -868,7 +868,7 @@ def test_explain_names_step_status_and_type_and_certctls_finalize_pitfalls() -> 
     assert lines[2].startswith(
         "  - 7 of 10 enrollments at step lease: HTTP 0, accountPoolExhausted"
     )
-    assert "certctl's finalize is known to fail (contract §3.6)" in text
+    assert "certctl's finalize is known to fail (internal/service/acme.go::FinalizeOrder)" in text
     assert "accountPoolExhausted: every account had 5 orders outstanding" in text
     assert EnrollmentMetrics().explain(MetricStore()) == ""
 

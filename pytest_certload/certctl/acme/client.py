@@ -6,12 +6,14 @@ anything with the same ``get``/``head``/``post`` shape (:class:`~.transport.Plai
 adapts an engine :class:`~pytest_certload.http.Client` for setup code). Imports no
 pytest.
 
-The facts it encodes are certctl's (contract §3):
+The facts it encodes are certctl's:
 
 * a nonce is consumed before the signature is checked, and **error responses carry no
-  Replay-Nonce**: after any error the client fetches a fresh nonce with
-  ``HEAD newNonce``; a ``badNonce`` is retried once with a fresh nonce;
-* with ``trust_authenticated`` (every seeded profile) a new order is ``ready`` at once.
+  Replay-Nonce** (certctl's ``internal/api/acme/jws.go``, ``VerifyJWS``): after any
+  error the client fetches a fresh nonce with ``HEAD newNonce``; a ``badNonce`` is
+  retried once with a fresh nonce (RFC 8555 §6.5);
+* with ``trust_authenticated`` (every seeded profile) a new order is ``ready`` at once
+  (``internal/service/acme.go::CreateOrder``).
 
 Failures never raise out of an iteration: every step returns its result or an
 :class:`~.problems.AcmeProblem` naming the step, the HTTP status and the problem type.

@@ -1,8 +1,8 @@
 -- Schema of the certctl reference double.
 --
 -- Table names, column types, NOT NULL rules, defaults, unique keys and foreign
--- keys follow the certctl contract (docs: /work/shared/certctl-contract.md §4),
--- so seed SQL written for certctl applies here unchanged. Every statement is
+-- keys follow certctl's schema after its migrations (certctl's migrations/000001
+-- to 000028 *.up.sql), so seed SQL written for certctl applies here unchanged. Every statement is
 -- guarded so the file can run on every boot, the way certctl re-runs its
 -- migrations.
 
