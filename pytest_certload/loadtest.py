@@ -33,6 +33,7 @@ from .engine import (
     Scenario,
     ScenarioResult,
     StopRequest,
+    judge_run,
     run_sync,
 )
 from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
@@ -42,7 +43,7 @@ from .report.junit import run_properties
 from .settings import Settings
 from .stack import StackInfo
 from .stack.session import OpenStack
-from .thresholds import Threshold, evaluate, parse_thresholds, threshold_list
+from .thresholds import Threshold, parse_thresholds, threshold_list
 from .units import DURATION_GRAMMAR, NS_PER_S, parse_duration_ns
 
 __all__ = [
@@ -245,6 +246,16 @@ class LoadTest:
         return replace(HTTPOptions(backend=self.settings.http_backend, verify=verify), **overrides)
 
     def _duration_for(self, sc: Scenario, smoke_ns: int | None) -> Scenario:
+        sc = self._profile_duration(sc, smoke_ns)
+        if self.settings.warmup_ns is None:
+            return sc
+        try:
+            return replace(sc, warmup=self.settings.warmup_ns)
+        except ConfigError as exc:
+            where = self.settings.sources.get("certload_warmup", "--certload-warmup")
+            raise ConfigError(f"{exc} (the warm-up comes from {where})") from None
+
+    def _profile_duration(self, sc: Scenario, smoke_ns: int | None) -> Scenario:
         if self.settings.duration_ns is not None:
             return sc.with_duration(self.settings.duration_ns)
         if self.settings.profile == "canonical":
@@ -346,12 +357,7 @@ class LoadTest:
         limits = self._health()
         view.health_limits = limits
         _rejudge(view.scenarios[own], shared.result.health_limits, limits)
-        view.thresholds = evaluate(
-            parsed,
-            view.store,
-            min_tail_samples=self._min_tail_samples(),
-            duration_ns=view.duration_ns,
-        )
+        view.thresholds = judge_run(parsed, view, min_tail_samples=self._min_tail_samples())
         others = tuple(name for name in shared.scenarios if name != own)
         return self._record(view, label, group=group, ran_with=others)
 

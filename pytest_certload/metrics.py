@@ -55,6 +55,7 @@ __all__ = [
     "DATA_SENT",
     "DROPPED_ITERATIONS",
     "FORMAT_VERSION",
+    "GENERATOR_HICCUP",
     "HDR_HIGHEST",
     "HDR_LOWEST",
     "HDR_SIGNIFICANT_FIGURES",
@@ -71,6 +72,7 @@ __all__ = [
     "ITERATIONS",
     "ITERATION_DURATION",
     "METRIC_NAME_RE",
+    "PROCESS_METRICS",
     "SCHEDULE_LAG",
     "VUS",
     "VUS_MAX",
@@ -134,6 +136,7 @@ VUS = "vus"
 VUS_MAX = "vus_max"
 DATA_SENT = "data_sent"
 DATA_RECEIVED = "data_received"
+GENERATOR_HICCUP = "generator_hiccup"
 
 BUILTIN_METRICS: Mapping[str, tuple[MetricType, bool]] = {
     HTTP_REQS: (MetricType.COUNTER, False),
@@ -155,8 +158,13 @@ BUILTIN_METRICS: Mapping[str, tuple[MetricType, bool]] = {
     VUS_MAX: (MetricType.GAUGE, False),
     DATA_SENT: (MetricType.COUNTER, False),
     DATA_RECEIVED: (MetricType.COUNTER, False),
+    GENERATOR_HICCUP: (MetricType.TREND, True),
 }
 """Every built-in metric: name -> (type, time)."""
+
+PROCESS_METRICS = frozenset({GENERATOR_HICCUP})
+"""Metrics of the generator process, not of a scenario: recorded without tags, and kept
+by :meth:`MetricStore.subset` whatever its filter (every scenario ran in that process)."""
 
 
 def tagset(mapping: Mapping[str, str]) -> TagSet:
@@ -502,6 +510,9 @@ class MetricStore:
         self._rates: dict[str, dict[TagSet, RateSink]] = {}
         self._counters: dict[str, dict[TagSet, CounterSink]] = {}
         self._gauges: dict[str, dict[TagSet, GaugeSink]] = {}
+        # every tag set a metric has had since the store was made, across rotate(): the
+        # series cap counts these, so a store merged from the rotated parts fits it too
+        self._seen: dict[str, set[TagSet]] = {}
 
     # -- declaration -------------------------------------------------------------------
 
@@ -532,6 +543,7 @@ class MetricStore:
         self._types[name] = type
         self._time[name] = time
         self._table(type)[name] = {}
+        self._seen[name] = set()
 
     def _table(self, type: MetricType) -> dict[str, Any]:
         tables: dict[MetricType, dict[str, Any]] = {
@@ -601,7 +613,10 @@ class MetricStore:
                 f"{type.value}s. Use the method for its type or another name."
             )
         _check_tagset(tags)
-        self._check_cap(name, series, tags)
+        seen = self._seen[name]
+        if tags not in seen:
+            self._check_cap(name, seen, tags)
+            seen.add(tags)
         sink: Sink
         if type is MetricType.TREND:
             sink = TrendSink(time=self._time[name])
@@ -614,11 +629,14 @@ class MetricStore:
         series[tags] = sink  # type: ignore[assignment]  # sink's class matches `type`
         return series[tags]
 
-    def _check_cap(self, name: str, series: Mapping[TagSet, Sink], tags: TagSet) -> None:
-        if len(series) < self.max_series_per_metric:
+    def _check_cap(
+        self, name: str, series: Iterable[TagSet] | Mapping[TagSet, Sink], tags: TagSet
+    ) -> None:
+        known_sets = list(series)
+        if len(known_sets) < self.max_series_per_metric:
             return
         values: dict[str, set[str]] = {}
-        for known in series:
+        for known in known_sets:
             for key, value in known:
                 values.setdefault(key, set()).add(value)
         worst = max(values, key=lambda key: len(values[key]), default="")
@@ -673,47 +691,80 @@ class MetricStore:
 
     # -- merge and serialisation -------------------------------------------------------
 
-    def merge(self, other: MetricStore) -> None:
-        """Add every series of ``other`` into this store, exactly."""
+    def merge(
+        self, other: MetricStore, *, only: Callable[[str, TagSet], bool] | None = None
+    ) -> None:
+        """Add every series of ``other`` into this store, exactly; with ``only``, the
+        series ``(name, tags)`` for which it is true (every metric is still declared)."""
         if other is self:
             raise ValueError("a MetricStore cannot be merged into itself")
         for name, type in other._types.items():
             self.declare(name, type, time=other._time[name])
             mine = self._table(type)[name]
+            seen = self._seen[name]
             for tags, sink in other._table(type)[name].items():
+                if only is not None and not only(name, tags):
+                    continue
                 target = mine.get(tags)
                 if target is None:
-                    self._check_cap(name, mine, tags)
+                    if tags not in seen:
+                        self._check_cap(name, seen, tags)
+                        seen.add(tags)
                     mine[tags] = sink.copy()
                 else:
                     target.merge(sink)
 
     def subset(self, tag_filter: Mapping[str, str]) -> MetricStore:
         """A new store holding copies of the series whose tags include ``tag_filter``
-        (every metric stays declared): one scenario's share of a shared run."""
+        (every metric stays declared, :data:`PROCESS_METRICS` are kept whole): one
+        scenario's share of a shared run."""
         wanted = set(tag_filter.items())
         out = MetricStore(max_series_per_metric=self.max_series_per_metric, clock=self._clock)
-        for name, type in self._types.items():
-            out.declare(name, type, time=self._time[name])
-            table = out._table(type)[name]
-            for tags, sink in self._table(type)[name].items():
-                if wanted.issubset(tags):
-                    table[tags] = sink.copy()
+        out.merge(self, only=lambda name, tags: name in PROCESS_METRICS or wanted.issubset(tags))
         return out
+
+    def rotate(self) -> MetricStore:
+        """Hand over every sample recorded so far as a new store and start empty again.
+
+        Declarations stay, and so does the series cap's count (a tag set seen before the
+        rotation still counts), so the rotated parts merge back into one store that fits
+        the cap. The engine rotates its live store once per timeline interval: that is how
+        a run keeps its samples interval by interval without recording anything twice.
+        """
+        out = MetricStore(max_series_per_metric=self.max_series_per_metric, clock=self._clock)
+        out._types = dict(self._types)
+        out._time = dict(self._time)
+        out._seen = {name: set(tags) for name, tags in self._seen.items()}
+        out._trends, self._trends = self._trends, {n: {} for n in self._trends}
+        out._rates, self._rates = self._rates, {n: {} for n in self._rates}
+        out._counters, self._counters = self._counters, {n: {} for n in self._counters}
+        out._gauges, self._gauges = self._gauges, {n: {} for n in self._gauges}
+        return out
+
+    def empty(self) -> bool:
+        """True when no series holds a sample."""
+        return not any(
+            table[name]
+            for table in (self._trends, self._rates, self._counters, self._gauges)
+            for name in table
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (histograms HDR-encoded); :meth:`from_dict` restores it exactly."""
-        metrics: dict[str, Any] = {}
-        for name, type in self._types.items():
-            metrics[name] = {
-                "type": type.value,
-                "time": self._time[name],
-                "series": [
-                    {"tags": dict(tags), **sink.to_dict()}
-                    for tags, sink in self._table(type)[name].items()
-                ],
-            }
+        metrics = {name: self.metric_dict(name) for name in self._types}
         return {"format": FORMAT_VERSION, "metrics": metrics}
+
+    def metric_dict(self, name: str) -> dict[str, Any]:
+        """One declared metric as :meth:`to_dict` holds it (its type and every series)."""
+        type = self._types[name]
+        return {
+            "type": type.value,
+            "time": self._time[name],
+            "series": [
+                {"tags": dict(tags), **sink.to_dict()}
+                for tags, sink in self._table(type)[name].items()
+            ],
+        }
 
     @classmethod
     def from_dict(
@@ -740,6 +791,7 @@ class MetricStore:
                     tags = tagset(entry["tags"])
                     _check_tagset(tags)
                     table[tags] = _sink_from_dict(kind, entry, time)
+                    store._seen[name].add(tags)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(
                 f"metrics data is not a valid format {FORMAT_VERSION} dump: "

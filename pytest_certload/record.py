@@ -6,7 +6,8 @@ holds, besides the reports:
 * ``runs/<test>.<n>.json``: one file per run, written the moment the run ends, so a
   later crash cannot lose what it measured (:data:`RUN_FORMAT`; the full
   :class:`~pytest_certload.engine.RunResult` in integer nanoseconds, HDR histograms
-  included);
+  included), and beside it ``runs/<test>.<n>.hlog``, the same run's latency per interval
+  in HdrHistogram's log format (:func:`~pytest_certload.intervals.write_hdr_log`);
 * ``session.json``: the session index (:data:`SESSION_FORMAT`): what was measured
   (target, profile, HTTP backend), where (machine, generator version), the run files in
   order and each test's outcome. Rewritten after every run and at the session's end.
@@ -35,6 +36,7 @@ from typing import Any
 
 from .engine import RunResult
 from .errors import ConfigError, RecordError
+from .intervals import write_hdr_log
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -214,7 +216,30 @@ class SessionRecord:
         except OSError as exc:
             self.write_errors.append(f"run file {path}: {exc}")
             return None
+        self._write_hdr_log(record, path.with_suffix(".hlog"))
         return path
+
+    def _write_hdr_log(self, record: RunRecord, path: Path) -> None:
+        """The run's latency histograms per interval in HdrHistogram's log format, beside
+        its run file (nothing for a run that kept no intervals)."""
+        result = record.result
+        if not result.intervals:
+            return
+        try:
+            started = datetime.fromisoformat(result.started_at).timestamp()
+        except ValueError:
+            started = 0.0
+        try:
+            write_hdr_log(
+                path,
+                result.intervals,
+                result.scenarios,
+                started_at_s=started,
+                comment=f"pytest-certload {record.nodeid}: http_req_duration per scenario "
+                "and generator_hiccup, values in ns",
+            )
+        except OSError as exc:
+            self.write_errors.append(f"HDR interval log {path}: {exc}")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -61,6 +61,13 @@ def _duration(raw: str) -> int:
         raise OptionValueError("duration", DURATION_GRAMMAR) from None
 
 
+def _warmup(raw: str) -> int:
+    try:
+        return parse_duration_ns(raw, allow_zero=True)
+    except ConfigError:
+        raise OptionValueError("warm-up", f"0s for none, or {DURATION_GRAMMAR}") from None
+
+
 def _progress(raw: str) -> int:
     if raw.strip().lower() in ("off", "0", "no", "false"):
         return 0
@@ -202,6 +209,18 @@ OPTIONS: tuple[Option, ...] = (
         attr="duration_ns",
     ),
     Option(
+        "--certload-warmup",
+        "certload_warmup",
+        _warmup,
+        None,
+        "DURATION",
+        "leave each scenario's first DURATION out of the verdict (recorded and reported "
+        "apart, never dropped), overriding a scenario's own warmup; '0s' judges "
+        "everything; default: each scenario's own (none unless it sets one, as in k6)",
+        attr="warmup_ns",
+        shown_default="each scenario's own",
+    ),
+    Option(
         "--certload-output-dir",
         "certload_output_dir",
         _path,
@@ -235,8 +254,9 @@ OPTIONS: tuple[Option, ...] = (
         HealthLimits(),
         "LIMITS",
         "generator-health limits: minimum started/scheduled ratio, maximum dropped "
-        "ratio, maximum schedule-lag p99, maximum ratio of iterations that raised; any "
-        "subset, e.g. 'lag_p99=100ms'",
+        "ratio, maximum schedule-lag p99, maximum ratio of iterations that raised, "
+        "longest stall of the generator's event loop before an interval counts as "
+        "stalled; any subset, e.g. 'lag_p99=100ms'",
         shown_default=HealthLimits().spec(),
     ),
     Option(
@@ -361,6 +381,7 @@ class Settings:
 
     profile: str
     duration_ns: int | None
+    warmup_ns: int | None
     output_dir: Path
     http_backend: str
     provider: str

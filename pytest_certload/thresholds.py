@@ -60,16 +60,18 @@ from .metrics import (
     TrendSink,
     tagset,
 )
-from .units import NS_PER_S, NS_PER_UNIT, parse_duration_ns
+from .units import NS_PER_S, NS_PER_UNIT, format_offset, parse_duration_ns
 
 __all__ = [
     "EXPRESSION_GRAMMAR",
     "SELECTOR_GRAMMAR",
     "Threshold",
     "ThresholdResult",
+    "WindowResult",
     "abort_check",
     "evaluate",
     "format_selector",
+    "judge_sink",
     "parse_thresholds",
     "threshold_list",
 ]
@@ -90,7 +92,7 @@ _FINITE_GRAMMAR = (
     "time trend), e.g. 'p(95)<2000' or 'max<1e6'; there is no infinite or NaN limit: to "
     "put no limit on a metric, leave the threshold out"
 )
-_OBJECT_KEYS = ("threshold", "abortOnFail", "delayAbortEval")
+_OBJECT_KEYS = ("threshold", "abortOnFail", "delayAbortEval", "window", "windowsToAbort")
 
 _OPS: dict[str, Callable[[Fraction, Fraction], bool]] = {
     "<": operator.lt,
@@ -140,6 +142,18 @@ class Threshold:
     delay_abort_eval_ns: int = 0
     source: str = ""
     unit: str = ""  # unit written after the value, "" if none (Greek μ stored as µ)
+    window_ns: int = 0  # judged in every window of this length; 0: over the whole run
+    windows_to_abort: int = 1  # with abort_on_fail and a window: consecutive breaches
+
+    @property
+    def windowed(self) -> bool:
+        return self.window_ns > 0
+
+    def describe(self) -> str:
+        """The expression, with its window when it has one: ``p(95)<500 per 10s window``."""
+        if not self.window_ns:
+            return self.expression
+        return f"{self.expression} per {format_offset(self.window_ns)} window"
 
     def __post_init__(self) -> None:
         # parse_thresholds never makes one; a Threshold built by hand must not either, or
@@ -163,6 +177,8 @@ class Threshold:
             "abort_on_fail": self.abort_on_fail,
             "delay_abort_eval_ns": self.delay_abort_eval_ns,
             "source": self.source,
+            "window_ns": self.window_ns,
+            "windows_to_abort": self.windows_to_abort,
         }
 
     @classmethod
@@ -174,6 +190,66 @@ class Threshold:
             parsed,
             abort_on_fail=bool(data["abort_on_fail"]),
             delay_abort_eval_ns=int(data["delay_abort_eval_ns"]),
+            # absent from run files written before windows existed: whole-run thresholds
+            window_ns=int(data.get("window_ns", 0)),
+            windows_to_abort=int(data.get("windows_to_abort", 1)),
+        )
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """A windowed threshold in one window: ``[start_ns, end_ns)`` from the origin of its
+    windows (the scenario's start, after its warm-up), in ns.
+
+    ``observed`` is None when the window could not be judged (``reason`` says why);
+    ``partial`` marks the last window when the run ended inside it; ``hiccup_ns`` is the
+    longest stall of the generator in it, and ``stalled`` says it was beyond the health
+    limit, which makes what the window measured untrustworthy.
+    """
+
+    start_ns: int
+    end_ns: int
+    ok: bool
+    observed: float | None
+    count: int
+    reason: str
+    partial: bool = False
+    hiccup_ns: int = 0
+    stalled: bool = False
+
+    @property
+    def breached(self) -> bool:
+        return self.observed is not None and not self.ok
+
+    def span(self) -> str:
+        return f"{format_offset(self.start_ns)}–{format_offset(self.end_ns)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "ok": self.ok,
+            "observed": self.observed,
+            "count": self.count,
+            "reason": self.reason,
+            "partial": self.partial,
+            "hiccup_ns": self.hiccup_ns,
+            "stalled": self.stalled,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowResult:
+        observed = data["observed"]
+        return cls(
+            start_ns=int(data["start_ns"]),
+            end_ns=int(data["end_ns"]),
+            ok=bool(data["ok"]),
+            observed=None if observed is None else float(observed),
+            count=int(data["count"]),
+            reason=str(data["reason"]),
+            partial=bool(data.get("partial", False)),
+            hiccup_ns=int(data.get("hiccup_ns", 0)),
+            stalled=bool(data.get("stalled", False)),
         )
 
 
@@ -190,6 +266,11 @@ class ThresholdResult:
     observed: float | None  # user unit: ms for time trends, per second for counter rates
     count: int  # samples behind the observation
     reason: str
+    #: a windowed threshold's verdict in each window (empty for a whole-run threshold)
+    windows: tuple[WindowResult, ...] = ()
+    #: set when the breach falls only where the generator stalled: why the verdict is
+    #: untrustworthy rather than a failure of the server
+    stalled: str = ""
 
     @property
     def judged(self) -> bool:
@@ -200,10 +281,25 @@ class ThresholdResult:
         """Judged and not met (unlike a threshold that could not be judged)."""
         return self.observed is not None and not self.ok
 
+    @property
+    def breached_windows(self) -> list[WindowResult]:
+        return [w for w in self.windows if w.breached]
+
+    def worst_window(self) -> WindowResult | None:
+        """The breached window furthest beyond the limit (None when none breached)."""
+        breached = self.breached_windows
+        if not breached:
+            return None
+        if self.threshold.op in ("<", "<="):
+            return max(breached, key=lambda w: (w.observed or 0.0, -w.start_ns))
+        if self.threshold.op in (">", ">="):
+            return min(breached, key=lambda w: (w.observed or 0.0, w.start_ns))
+        return breached[0]
+
     def message(self) -> str:
         t = self.threshold
         where = f" — declared at {t.source}" if t.source else ""
-        return f"{t.selector} {t.expression}: {self.reason}{where}"
+        return f"{t.selector} {t.describe()}: {self.reason}{where}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +308,8 @@ class ThresholdResult:
             "observed": self.observed,
             "count": self.count,
             "reason": self.reason,
+            "windows": [w.to_dict() for w in self.windows],
+            "stalled": self.stalled,
         }
 
     @classmethod
@@ -223,6 +321,8 @@ class ThresholdResult:
             observed=None if observed is None else float(observed),
             count=int(data["count"]),
             reason=str(data["reason"]),
+            windows=tuple(WindowResult.from_dict(w) for w in data.get("windows", ())),
+            stalled=str(data.get("stalled", "")),
         )
 
 
@@ -335,13 +435,16 @@ def _parse_entry(
 ) -> Threshold:
     abort_on_fail = False
     delay_ns = 0
+    window_ns = 0
+    windows_to_abort = 1
     if isinstance(entry, Mapping):
         unknown = [k for k in entry if k not in _OBJECT_KEYS]
         if unknown:
             raise ThresholdSyntaxError(
                 f"threshold {dict(entry)!r} for {selector}{where} has unknown "
                 f"key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                f"the keys are threshold, abortOnFail and delayAbortEval"
+                f"the keys are threshold, abortOnFail, delayAbortEval, window and "
+                f"windowsToAbort"
             )
         expression = entry.get("threshold")
         if not isinstance(expression, str):
@@ -363,12 +466,19 @@ def _parse_entry(
                 )
             except ConfigError as exc:
                 raise ThresholdSyntaxError(str(exc)) from exc
+        window_ns, windows_to_abort = _parse_window(entry, expression, selector, source, where)
+        if window_ns and abort_on_fail is False and "windowsToAbort" in entry:
+            raise ThresholdSyntaxError(
+                f"windowsToAbort of {selector} {expression!r}{where} applies only with "
+                f"abortOnFail: true; add it, or drop windowsToAbort"
+            )
     elif isinstance(entry, str):
         expression = entry
     else:
         raise ThresholdSyntaxError(
             f"{entry!r} is not a valid threshold for {selector}{where}: use an expression "
-            f"string or {{'threshold': ..., 'abortOnFail': ..., 'delayAbortEval': ...}}"
+            f"string or {{'threshold': ..., 'abortOnFail': ..., 'delayAbortEval': ..., "
+            f"'window': ..., 'windowsToAbort': ...}}"
         )
     aggregation, percentile, op, limit, unit = _parse_expression(expression, selector, where)
     return Threshold(
@@ -384,7 +494,46 @@ def _parse_entry(
         delay_abort_eval_ns=delay_ns,
         source=source,
         unit=unit,
+        window_ns=window_ns,
+        windows_to_abort=windows_to_abort,
     )
+
+
+def _parse_window(
+    entry: Mapping[str, Any], expression: str, selector: str, source: str, where: str
+) -> tuple[int, int]:
+    """``window`` and ``windowsToAbort`` of an object-form threshold (0 and 1 if absent)."""
+    window_ns = 0
+    if "window" in entry:
+        raw = entry["window"]
+        try:
+            window_ns = parse_duration_ns(
+                raw, what=f"window of {selector} {expression!r}", source=source
+            )
+        except ConfigError as exc:
+            raise ThresholdSyntaxError(
+                f"{exc} A window is a duration such as '10s' or '1m': the threshold is "
+                f"judged in every window of that length."
+            ) from exc
+        if window_ns <= 0:
+            raise ThresholdSyntaxError(
+                f"the window {raw!r} of {selector} {expression!r}{where} must be longer "
+                f"than zero, e.g. '10s'; leave 'window' out to judge the whole run"
+            )
+    count = entry.get("windowsToAbort", 1)
+    if "windowsToAbort" in entry:
+        if not window_ns:
+            raise ThresholdSyntaxError(
+                f"windowsToAbort of {selector} {expression!r}{where} needs a window, e.g. "
+                f"{{'threshold': {expression!r}, 'window': '10s', 'abortOnFail': True, "
+                f"'windowsToAbort': 2}}"
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ThresholdSyntaxError(
+                f"windowsToAbort of {selector} {expression!r}{where} must be a whole number "
+                f"of consecutive breached windows, 1 or more; got {count!r}"
+            )
+    return window_ns, int(count)
 
 
 def _parse_expression(
@@ -506,7 +655,11 @@ def abort_check(
     Only thresholds past their ``delayAbortEval`` are judged, counter rates over
     ``elapsed_ns``; only real breaches count (too few samples never aborts a run).
     """
-    due = [t for t in thresholds if t.abort_on_fail and elapsed_ns >= t.delay_abort_eval_ns]
+    due = [
+        t
+        for t in thresholds
+        if t.abort_on_fail and not t.windowed and elapsed_ns >= t.delay_abort_eval_ns
+    ]
     results = evaluate(due, store, min_tail_samples=min_tail_samples, duration_ns=elapsed_ns)
     return [r for r in results if r.breached]
 
@@ -518,15 +671,52 @@ def _judge(
     min_tail_samples: int,
     duration_ns: int | None,
 ) -> ThresholdResult:
-    def unjudged(reason: str, count: int = 0) -> ThresholdResult:
-        return ThresholdResult(t, ok=False, observed=None, count=count, reason=reason)
-
     kind = store.type_of(t.metric)
     if kind is None:
         close = difflib.get_close_matches(t.metric, store.names(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return unjudged(f"no metric named {t.metric!r} is recorded{hint}; check the selector")
-    time = store.is_time(t.metric)
+        return ThresholdResult(
+            t,
+            ok=False,
+            observed=None,
+            count=0,
+            reason=f"no metric named {t.metric!r} is recorded{hint}; check the selector",
+        )
+    if t.windowed:
+        return ThresholdResult(
+            t,
+            ok=False,
+            observed=None,
+            count=0,
+            reason="a windowed threshold is judged on the run's intervals "
+            "(engine.judge_run), not on a whole-run store",
+        )
+    return judge_sink(
+        t,
+        kind,
+        store.is_time(t.metric),
+        sink,
+        min_tail_samples=min_tail_samples,
+        duration_ns=duration_ns,
+    )
+
+
+def judge_sink(
+    t: Threshold,
+    kind: MetricType,
+    time: bool,
+    sink: Sink | None,
+    *,
+    min_tail_samples: int,
+    duration_ns: int | None,
+) -> ThresholdResult:
+    """Judge ``t`` on ``sink``, the samples of its selector (None: nothing matched) of a
+    metric of type ``kind`` (``time``: a trend of ns); ``duration_ns`` is the span a
+    counter rate divides by. Never raises."""
+
+    def unjudged(reason: str, count: int = 0) -> ThresholdResult:
+        return ThresholdResult(t, ok=False, observed=None, count=count, reason=reason)
+
     what = "a time trend" if time else f"a {kind.value}"
     agg = "p(N)" if t.percentile is not None and t.aggregation != "med" else t.aggregation
     if agg not in _VALID_FOR[kind]:

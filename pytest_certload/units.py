@@ -21,6 +21,7 @@ __all__ = [
     "DurationLike",
     "as_ns",
     "format_ms",
+    "format_offset",
     "parse_duration_ns",
 ]
 
@@ -103,3 +104,13 @@ def format_ms(ns: float | None) -> str:
     if ms >= 100:
         return f"{ms:.0f} ms"
     return f"{ms:.3g} ms"
+
+
+def format_offset(ns: int) -> str:
+    """A window's length or an offset into a run as a person writes it: ``10s``,
+    ``1.5s``, ``250ms``, ``2m``."""
+    if ns and ns % (60 * NS_PER_S) == 0:
+        return f"{ns // (60 * NS_PER_S)}m"
+    if ns and ns < NS_PER_S and ns % 1_000_000 == 0:
+        return f"{ns // 1_000_000}ms"
+    return f"{ns / NS_PER_S:g}s"

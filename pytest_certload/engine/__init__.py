@@ -17,6 +17,7 @@ from .executors import (
     vu_steps,
 )
 from .health import HealthLimits, ScenarioHealth
+from .judging import judge_run
 from .merge import merge_results
 from .options import HTTPOptions, RunOptions, Scenario, StopRequest
 from .results import Progress, RunResult, ScenarioResult
@@ -52,6 +53,7 @@ __all__ = [
     "VirtualClock",
     "arrival_offsets_ns",
     "executor_from_dict",
+    "judge_run",
     "merge_results",
     "run",
     "run_sync",

@@ -18,7 +18,7 @@ __all__ = ["HEALTH_GRAMMAR", "HealthLimits", "ScenarioHealth"]
 
 HEALTH_GRAMMAR = (
     "comma-separated key=value pairs from rate=<0..1>, dropped=<0..1>, "
-    "lag_p99=<duration>, errors=<0..1>, e.g. 'rate=0.95,lag_p99=50ms'"
+    "lag_p99=<duration>, errors=<0..1>, hiccup=<duration>, e.g. 'rate=0.95,lag_p99=50ms'"
 )
 
 
@@ -39,6 +39,10 @@ class HealthLimits:
       transport-error kind: connect, tls, timeout, reset, protocol), this long after its
       start, finds its target unreachable; the run is stopped (default 10 failures and
       2 s).
+    * ``max_hiccup_ns``: the longest the generator's event loop may be late (the hiccup
+      meter) in an interval before that interval's figures are the generator's rather
+      than the server's; a breach that falls only in such intervals makes the run
+      untrustworthy instead of failed (default 50 ms).
     """
 
     min_rate_ratio: float = 0.95
@@ -47,12 +51,14 @@ class HealthLimits:
     max_iteration_error_ratio: float = 0.01
     unreachable_failures: int = 10
     unreachable_after_ns: int = 2_000_000_000
+    max_hiccup_ns: int = 50_000_000
 
     def spec(self) -> str:
-        """These limits in :meth:`parse`'s grammar (the four that grammar names)."""
+        """These limits in :meth:`parse`'s grammar (the five that grammar names)."""
         return (
             f"rate={self.min_rate_ratio:g},dropped={self.max_dropped_ratio:g},"
-            f"lag_p99={self.max_lag_p99_ns / 1e6:g}ms,errors={self.max_iteration_error_ratio:g}"
+            f"lag_p99={self.max_lag_p99_ns / 1e6:g}ms,errors={self.max_iteration_error_ratio:g},"
+            f"hiccup={self.max_hiccup_ns / 1e6:g}ms"
         )
 
     def unreachable(self, *, answered: int, failures: int, elapsed_ns: int) -> bool:
@@ -66,7 +72,8 @@ class HealthLimits:
 
     @classmethod
     def parse(cls, spec: str, *, source: str = "") -> HealthLimits:
-        """Parse ``"rate=0.95,dropped=0.001,lag_p99=50ms,errors=0.01"`` (any subset)."""
+        """Parse ``"rate=0.95,dropped=0.001,lag_p99=50ms,errors=0.01,hiccup=50ms"`` (any
+        subset)."""
         where = f" (from {source})" if source else ""
         grammar = HEALTH_GRAMMAR
         values: dict[str, Any] = {}
@@ -75,14 +82,15 @@ class HealthLimits:
             "dropped": "max_dropped_ratio",
             "lag_p99": "max_lag_p99_ns",
             "errors": "max_iteration_error_ratio",
+            "hiccup": "max_hiccup_ns",
         }
         for part in filter(None, (p.strip() for p in spec.split(","))):
             key, sep, raw = part.partition("=")
             key = key.strip()
             if not sep or key not in keys:
                 raise ConfigError(f"{part!r} is not a valid health limit{where}; use {grammar}.")
-            if key == "lag_p99":
-                values[keys[key]] = parse_duration_ns(raw.strip(), what="lag_p99", source=source)
+            if key in ("lag_p99", "hiccup"):
+                values[keys[key]] = parse_duration_ns(raw.strip(), what=key, source=source)
                 continue
             try:
                 number = float(raw)

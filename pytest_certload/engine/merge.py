@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..intervals import merge_intervals
 from ..metrics import CounterSink, MetricStore, TrendSink
-from ..thresholds import Threshold, evaluate
+from ..thresholds import Threshold
 from .causes import RequestErrors
 from .health import HealthLimits, ScenarioHealth
+from .judging import judge_run
 from .results import RunResult, ScenarioResult
 from .timeline import TimelineRow
 
@@ -66,6 +68,11 @@ def merge_results(
     store = MetricStore()
     for r in results:
         store.merge(r.store)
+    warm: MetricStore | None = None
+    for r in results:
+        if r.warmup_store is not None:
+            warm = warm or MetricStore()
+            warm.merge(r.warmup_store)
     scenarios: dict[str, ScenarioResult] = {}
     for name in results[0].scenarios:
         parts = [r.scenarios[name] for r in results if name in r.scenarios]
@@ -117,19 +124,23 @@ def merge_results(
                 for worker, r in zip(names, results, strict=True)
                 if name in r.scenarios
             },
+            warmup_ns=parts[0].warmup_ns,
         )
     duration = max(r.duration_ns for r in results)
-    judged = evaluate(thresholds, store, min_tail_samples=min_tail_samples, duration_ns=duration)
-    aborted = _aborted(names, results)
-    return RunResult(
+    result = RunResult(
         store=store,
         scenarios=scenarios,
-        thresholds=judged,
+        thresholds=[],
         started_at=min(r.started_at for r in results),
         duration_ns=duration,
         health_limits=limits,
-        aborted=aborted,
+        aborted=_aborted(names, results),
+        intervals=merge_intervals([r.intervals for r in results]),
+        interval_ns=results[0].interval_ns,
+        warmup_store=warm,
     )
+    result.thresholds = judge_run(thresholds, result, min_tail_samples=min_tail_samples)
+    return result
 
 
 def _requests(store: MetricStore, scenario: str) -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..http import DEFAULT_BACKEND
 from ..metrics import MetricType
-from ..units import DurationLike, as_ns
+from ..units import DurationLike, as_ns, format_offset
 from .executors import ConstantArrivalRate, Executor, RampingArrivalRate
 from .health import HealthLimits
 
@@ -96,6 +96,8 @@ class Scenario:
     metrics: Mapping[str, str] = field(default_factory=dict)
     http: HTTPOptions | None = None
     expected_statuses: Collection[int] | None = None
+    #: samples of the scenario's first ``warmup`` are recorded apart and not judged
+    warmup: DurationLike = 0
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -107,6 +109,13 @@ class Scenario:
             raise ConfigError(f"exec of scenario {self.name!r} is {self.exec!r}, not a function.")
         as_ns(self.start_time, f"start_time of scenario {self.name!r}", allow_zero=True)
         as_ns(self.graceful_stop, f"graceful_stop of scenario {self.name!r}", allow_zero=True)
+        warmup = as_ns(self.warmup, f"warmup of scenario {self.name!r}", allow_zero=True)
+        if warmup >= self.executor.duration_ns:
+            raise ConfigError(
+                f"the warmup {format_offset(warmup)} of scenario {self.name!r} is not "
+                f"shorter than its duration ({format_offset(self.executor.duration_ns)}), so "
+                "nothing would be judged; shorten the warm-up or run longer."
+            )
         for metric, kind in self.metrics.items():
             if kind not in METRIC_KINDS:
                 raise ConfigError(
@@ -117,6 +126,10 @@ class Scenario:
     @property
     def start_time_ns(self) -> int:
         return as_ns(self.start_time, "start_time", allow_zero=True)
+
+    @property
+    def warmup_ns(self) -> int:
+        return as_ns(self.warmup, "warmup", allow_zero=True)
 
     @property
     def graceful_stop_ns(self) -> int:
@@ -195,6 +208,8 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     #: when set, the run ends early (not shipped to ``--certload-tx`` workers)
     stop: StopRequest | None = None
+    #: run the hiccup meter (:mod:`.hiccups`): a real clock only
+    hiccups: bool = True
 
     def __post_init__(self) -> None:
         # checked here, not when the thresholds are judged after the load

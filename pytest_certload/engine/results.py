@@ -8,10 +8,12 @@ distributed controller receives them from its workers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..intervals import Interval
 from ..metrics import CounterSink, MetricStore
 from ..thresholds import ThresholdResult
 from .causes import RequestErrors
@@ -43,7 +45,8 @@ class ScenarioResult:
     count, bounded); ``request_errors`` says why its failed requests failed (unexpected
     statuses with a body sample, transport errors by kind with their first texts);
     ``shares`` is, in a run merged from ``--certload-tx`` workers, each worker's number
-    of requests (empty in a run of one process).
+    of requests (empty in a run of one process); ``warmup_ns`` the warm-up asked for (its
+    samples are in ``RunResult.warmup_store``, not judged).
     """
 
     name: str
@@ -57,10 +60,12 @@ class ScenarioResult:
     folded_names: int = 0
     request_errors: RequestErrors = field(default_factory=RequestErrors)
     shares: dict[str, int] = field(default_factory=dict)
+    warmup_ns: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "warmup_ns": self.warmup_ns,
             "executor": self.executor,
             "tags": self.tags,
             "start_offset_ns": self.start_offset_ns,
@@ -92,12 +97,19 @@ class ScenarioResult:
                 else RequestErrors()
             ),
             shares={str(k): int(v) for k, v in data.get("shares", {}).items()},
+            warmup_ns=int(data.get("warmup_ns", 0)),
         )
 
 
 @dataclass
 class RunResult:
-    """What a run measured and what its thresholds and health checks concluded."""
+    """What a run measured and what its thresholds and health checks concluded.
+
+    ``store`` holds the samples the thresholds judge (a scenario's warm-up left out; those
+    are in ``warmup_store``); ``intervals`` every sample again, interval by interval
+    (``interval_ns`` long, from the run start), for windowed thresholds and the HDR
+    interval log. ``scope`` is the tag filter of a :meth:`view` (empty for a whole run).
+    """
 
     store: MetricStore
     scenarios: dict[str, ScenarioResult]
@@ -106,6 +118,10 @@ class RunResult:
     duration_ns: int
     health_limits: HealthLimits
     aborted: str = ""
+    intervals: list[Interval] = field(default_factory=list)
+    interval_ns: int = 1_000_000_000
+    warmup_store: MetricStore | None = None
+    scope: dict[str, str] = field(default_factory=dict)
 
     @property
     def breaches(self) -> list[ThresholdResult]:
@@ -120,7 +136,27 @@ class RunResult:
         """One line per generator-health problem, prefixed by the scenario name."""
         return [
             f"{s.name}: {problem}" for s in self.scenarios.values() for problem in s.health.problems
+        ] + [
+            f"{r.threshold.selector} {r.threshold.describe()}: {r.stalled}"
+            for r in self.thresholds
+            if r.stalled
         ]
+
+    def warmup_excluded_ns(self, scenario: str) -> int:
+        """How much of ``scenario``'s start was left out as warm-up: its warm-up rounded
+        up to whole intervals (0 without one)."""
+        sc = self.scenarios[scenario]
+        if not sc.warmup_ns:
+            return 0
+        first = round(sc.start_offset_ns / self.interval_ns)
+        end = math.ceil((first * self.interval_ns + sc.warmup_ns) / self.interval_ns)
+        return (end - first) * self.interval_ns
+
+    def judged_duration_ns(self) -> int:
+        """The run's duration less the warm-up every scenario had (what a counter's rate
+        over the judged samples divides by)."""
+        excluded = [self.warmup_excluded_ns(name) for name in self.scenarios]
+        return max(self.duration_ns - min(excluded, default=0), 1)
 
     def causes(self) -> list[str]:
         """Why requests failed, one readable line per cause, scenario by scenario::
@@ -162,8 +198,9 @@ class RunResult:
         """This run as one of its scenarios saw it: that scenario's series and health, the
         run's timing and abort, no thresholds (judge the scenario's own on it)."""
         own = self.scenarios[scenario]
+        scope = {"scenario": scenario}
         return RunResult(
-            store=self.store.subset({"scenario": scenario}),
+            store=self.store.subset(scope),
             # a copy: judging the view must not change the shared run
             scenarios={scenario: ScenarioResult.from_dict(own.to_dict())},
             thresholds=[],
@@ -171,6 +208,10 @@ class RunResult:
             duration_ns=self.duration_ns,
             health_limits=self.health_limits,
             aborted=self.aborted,
+            intervals=[iv.subset(scope) for iv in self.intervals],
+            interval_ns=self.interval_ns,
+            warmup_store=None if self.warmup_store is None else self.warmup_store.subset(scope),
+            scope=scope,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +223,10 @@ class RunResult:
             "scenarios": {k: v.to_dict() for k, v in self.scenarios.items()},
             "thresholds": [r.to_dict() for r in self.thresholds],
             "metrics": self.store.to_dict(),
+            "interval_ns": self.interval_ns,
+            "intervals": [iv.to_dict() for iv in self.intervals],
+            "warmup_metrics": None if self.warmup_store is None else self.warmup_store.to_dict(),
+            "scope": self.scope,
         }
 
     @classmethod
@@ -194,4 +239,13 @@ class RunResult:
             duration_ns=int(data["duration_ns"]),
             health_limits=HealthLimits.from_dict(data["health_limits"]),
             aborted=str(data["aborted"]),
+            # absent from run files written before intervals were kept
+            intervals=[Interval.from_dict(iv) for iv in data.get("intervals", ())],
+            interval_ns=int(data.get("interval_ns", 1_000_000_000)),
+            warmup_store=(
+                MetricStore.from_dict(data["warmup_metrics"])
+                if data.get("warmup_metrics") is not None
+                else None
+            ),
+            scope={str(k): str(v) for k, v in data.get("scope", {}).items()},
         )

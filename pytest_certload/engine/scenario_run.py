@@ -176,10 +176,11 @@ class ScenarioRun:
         """(target, achieved) iterations per second."""
         return None, (self.ctx.iterations_started * 1e9 / elapsed if elapsed else None)
 
-    def result(self, t0: int, limits: HealthLimits) -> ScenarioResult:
+    def result(self, t0: int, limits: HealthLimits, store: MetricStore) -> ScenarioResult:
+        """The scenario's result; ``store`` holds the run's judged samples."""
         sc = self.sc
         elapsed = max(self.t_end - self.t_start, 0)
-        lag_sink = self.store.select("schedule_lag", {"scenario": sc.name})
+        lag_sink = store.select("schedule_lag", {"scenario": sc.name})
         lag_p99 = (
             lag_sink.quantile(99) if isinstance(lag_sink, TrendSink) and lag_sink.count else None
         )
@@ -212,4 +213,5 @@ class ScenarioRun:
             error_samples=dict(self.ctx.error_samples),
             folded_names=self.ctx.folded_names,
             request_errors=self.ctx.request_errors,
+            warmup_ns=sc.warmup_ns,
         )

@@ -2,7 +2,9 @@
 
 The controlled-latency server (plain and TLS, with a CA generated here) checks
 status, body, timings and that measured durations cover the injected delay;
-nginx with TLS and HTTP/2 checks the httpx backend's HTTP/2.
+nginx with TLS and HTTP/2 checks the httpx backend's HTTP/2; the certctl reference
+double (with its PostgreSQL) checks that ``HEAD newNonce``, answered like Go's
+net/http without Content-Length, keeps the connection.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.from_thread import start_blocking_portal
 
+from pytest_certload.certctl import AcmeDirectory, CertctlSetup, bearer
 from pytest_certload.errors import TransportError
 from pytest_certload.http import BACKENDS, HTTPStatusError, make_client, tls_probe
+from pytest_certload.stack import StackInfo
+from pytest_certload.stack.local import LocalStack
 from tests.support.servers import (
     LatencyServer,
     TLSFiles,
@@ -265,3 +271,45 @@ async def test_httpx_http2_against_nginx(tls_files: TLSFiles, tmp_path: Path) ->
     assert second.timings.connecting == 0
     assert second.timings.duration is not None
     assert second.timings.duration > 0
+
+
+@pytest.fixture(scope="module")
+def double_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """PostgreSQL and the certctl reference double (no sidecars), for this module."""
+    with start_blocking_portal(backend="asyncio") as portal:
+        local = LocalStack(targets=(), base_dir=tmp_path_factory.mktemp("double"))
+        info = portal.call(local.start)
+        try:
+            yield info
+        finally:
+            portal.call(local.stop)
+
+
+@pytest.fixture(scope="module")
+def double_directory(double_stack: StackInfo) -> AcmeDirectory:
+    with CertctlSetup(
+        double_stack.certctl_url, double_stack.token, verify=double_stack.verify()
+    ) as setup:
+        return setup.acme_directory("prof-standard-tls")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_double_new_nonce_head_without_content_length_keeps_the_connection(
+    backend: str, double_stack: StackInfo, double_directory: AcmeDirectory
+) -> None:
+    count = 200
+    assert double_stack.ca is not None
+    client = make_client(backend, verify=str(double_stack.ca), timeout_ns=TIMEOUT_NS)
+    headers = bearer(double_stack.token)
+    try:
+        heads = [
+            await client.head(double_directory.new_nonce, headers=headers) for _ in range(count)
+        ]
+    finally:
+        await client.aclose()
+    assert {(h.status_code, h.content, h.http_version) for h in heads} == {(200, b"", "HTTP/1.1")}
+    # the premise: the double answers like certctl (Go): no Content-Length, no Connection
+    assert not any("content-length" in h.headers or "connection" in h.headers for h in heads)
+    assert len({h.headers["replay-nonce"] for h in heads}) == count
+    assert heads[0].timings.tls_handshaking
+    assert [h for h in heads[1:] if h.timings.connecting or h.timings.tls_handshaking] == []

@@ -293,6 +293,13 @@ def test_settings_precedence_cli_ini_env_default(
             "CERTLOAD_HEALTH); use comma-separated key=value pairs*",
         ),
         (
+            ["--certload-warmup=soon"],
+            "",
+            {},
+            "*argument --certload-warmup: 'soon' is not a valid warm-up; use 0s for none, or a "
+            "number with ns, us, ms, s, m or h*",
+        ),
+        (
             ["--certload-provider=external"],
             "",
             {},
@@ -410,3 +417,35 @@ def test_profiled(certload):
         "-s", "-p", "no:cacheprovider", "--certload-duration=2s"
     )
     override.stdout.fnmatch_lines(["*SCHEDULED 40*"])
+
+
+def test_warm_up_option_sets_the_first_seconds_apart(
+    pytester: pytest.Pytester, server: LatencyServer
+) -> None:
+    _write(
+        pytester,
+        server.url,
+        """
+def test_warmed(certload):
+    result = certload.run(scenario("warmed", rate=20, duration="3s"))
+    warm = result.warmup_store.select("http_reqs", {"scenario": "warmed"})
+    judged = result.store.select("http_reqs", {"scenario": "warmed"})
+    print("WARM", int(warm.count), "JUDGED", int(judged.count))
+""",
+    )
+    run = pytester.runpytest_subprocess(
+        "-s", "-p", "no:cacheprovider", "--certload-profile=canonical", "--certload-warmup=1s"
+    )
+    run.assert_outcomes(passed=1)
+    run.stdout.fnmatch_lines(["*WARM 20 JUDGED 40*"])
+    too_long = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--certload-profile=canonical", "--certload-warmup=5s"
+    )
+    too_long.assert_outcomes(failed=1)
+    too_long.stdout.fnmatch_lines(
+        [
+            "*the warmup 5s of scenario 'warmed' is not shorter than its duration (3s), so "
+            "nothing would be judged; shorten the warm-up or run longer. (the warm-up comes "
+            "from command line --certload-warmup)*"
+        ]
+    )

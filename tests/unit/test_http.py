@@ -2,12 +2,14 @@
 
 The peer answers each request with canned bytes, so framing (Content-Length,
 chunked, HEAD, 204, close-delimited), connection reuse and failure kinds are
-checked byte for byte. Accuracy under load is in tests/integration.
+checked byte for byte; it can speak TLS (a throw-away CA made per module) where a
+reconnect would cost a handshake. Accuracy under load is in tests/integration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +31,7 @@ from pytest_certload.http import (
     client_context,
     make_client,
 )
+from tests.support.servers import TLSFiles, generate_tls
 
 pytestmark = pytest.mark.anyio
 
@@ -59,13 +62,28 @@ def ok(body: bytes = b"ok\n", *extra: bytes) -> bytes:
     return head + b"".join(h + b"\r\n" for h in extra) + b"\r\n" + body
 
 
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    return generate_tls(tmp_path_factory.mktemp("tls"))
+
+
+def server_context(tls: TLSFiles) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls.cert, tls.key)
+    return ctx
+
+
 @asynccontextmanager
 async def scripted_peer(
-    replies: list[Reply], *, close_after: set[int] | None = None
+    replies: list[Reply],
+    *,
+    close_after: set[int] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Peer]:
     """Serve ``replies`` in order (one per request, across connections).
 
-    ``close_after`` holds reply indexes after which the peer closes the connection.
+    ``close_after`` holds reply indexes after which the peer closes the connection;
+    with ``tls`` (a server context) the peer speaks HTTPS and ``url`` says so.
     """
     peer = Peer(url="")
     queue = list(replies)
@@ -103,9 +121,9 @@ async def scripted_peer(
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    peer.url = f"http://127.0.0.1:{port}"
+    peer.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         yield peer
     finally:
@@ -251,6 +269,76 @@ async def test_head_without_content_length_keeps_the_connection() -> None:
     assert [h.headers["replay-nonce"] for h in heads[:2]] == ["abc", "abc"]
     assert after.content == b"after"
     assert peer.connections == 2  # the third HEAD said Connection: close
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_thousand_heads_over_tls_without_content_length_use_one_connection(
+    backend: str, tls_files: TLSFiles
+) -> None:
+    """certctl's new-nonce as Go's net/http answers it: HEAD, 200, no Content-Length, no
+    Connection header. A response to HEAD has no body whatever its headers say (RFC 9110
+    section 9.3.2, RFC 9112 section 6.3), so the connection stays usable; a reconnect
+    here would cost a TLS handshake per nonce."""
+    count = 1000
+    numbers = itertools.count()
+
+    def nonce(request: bytes) -> bytes:
+        return (
+            b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nReplay-Nonce: n%d\r\n"
+            b"Date: Mon, 30 Nov 2026 15:00:00 GMT\r\n\r\n" % next(numbers)
+        )
+
+    replies: list[Reply] = [nonce] * count
+    async with scripted_peer(replies, tls=server_context(tls_files)) as peer:
+        client = make_client(backend, verify=tls_files.ca, timeout_ns=5_000_000_000)
+        try:
+            heads = [await client.head(peer.url + "/new-nonce") for _ in range(count)]
+        finally:
+            await client.aclose()
+    assert peer.connections == 1
+    assert len(peer.requests) == count
+    assert all(r.startswith(b"HEAD /new-nonce HTTP/1.1\r\n") for r in peer.requests)
+    assert [h.headers["replay-nonce"] for h in heads] == [f"n{i}" for i in range(count)]
+    assert {(h.status_code, h.content) for h in heads} == {(200, b"")}
+    first = heads[0].timings
+    assert first.connecting is not None
+    assert first.connecting > 0
+    assert first.tls_handshaking is not None
+    assert first.tls_handshaking > 0
+    assert {(h.timings.connecting, h.timings.tls_handshaking) for h in heads[1:]} == {(0, 0)}
+
+
+@pytest.mark.parametrize(
+    ("head_reply", "connections"),
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\nReplay-Nonce: a\r\n\r\n", 1, id="no-framing"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 1, id="chunked"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", 1, id="length"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n", 1, id="keep-alive"),
+        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", 1, id="204"),
+        pytest.param(b"HTTP/1.1 304 Not Modified\r\n\r\n", 1, id="304"),
+        pytest.param(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 1, id="interim-100"),
+        pytest.param(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", 1, id="1.0-kept"),
+        # the control: HTTP/1.0 without keep-alive closes after every response
+        pytest.param(b"HTTP/1.0 200 OK\r\n\r\n", 4, id="1.0-closed"),
+    ],
+)
+async def test_head_framing_decides_no_reconnect_over_tls(
+    head_reply: bytes, connections: int, tls_files: TLSFiles
+) -> None:
+    """Only the version and the Connection header end a connection after a HEAD; its
+    framing headers describe a body that is never sent."""
+    replies: list[Reply] = [head_reply, head_reply, head_reply, ok(b"after")]
+    async with scripted_peer(replies, tls=server_context(tls_files)) as peer:
+        client = make_client("fast", verify=tls_files.ca, timeout_ns=5_000_000_000)
+        try:
+            heads = [await client.head(peer.url + "/") for _ in range(3)]
+            after = await client.get(peer.url + "/")
+        finally:
+            await client.aclose()
+    assert [h.content for h in heads] == [b"", b"", b""]
+    assert after.content == b"after"
+    assert peer.connections == connections
 
 
 @pytest.mark.parametrize("status", [204, 304])

@@ -292,7 +292,7 @@ def test_bad_object_forms() -> None:
     assert syntax_error({"x": [{"threshold": "avg<1", "abortonfail": True, "delay": 1}]}) == (
         "threshold {'threshold': 'avg<1', 'abortonfail': True, 'delay': 1} for x "
         f"(declared at {SRC}) has unknown keys 'abortonfail', 'delay'; "
-        "the keys are threshold, abortOnFail and delayAbortEval"
+        "the keys are threshold, abortOnFail, delayAbortEval, window and windowsToAbort"
     )
     assert syntax_error({"x": [{"abortOnFail": True}]}) == (
         f"threshold {{'abortOnFail': True}} for x (declared at {SRC}) needs 'threshold': "
@@ -317,7 +317,8 @@ def test_bad_spec_shapes() -> None:
     )
     assert syntax_error({"x": [42]}) == (
         f"42 is not a valid threshold for x (declared at {SRC}): use an expression string or "
-        "{'threshold': ..., 'abortOnFail': ..., 'delayAbortEval': ...}"
+        "{'threshold': ..., 'abortOnFail': ..., 'delayAbortEval': ..., 'window': ..., "
+        "'windowsToAbort': ...}"
     )
     assert syntax_error(["avg<1"]).startswith(
         f"thresholds (declared at {SRC}) must be a mapping of metric selector"
