@@ -54,6 +54,7 @@ class Interval:
     start_ns: int  # offsets from the run start, as cut
     end_ns: int
     parts: list[dict[str, Any]] = field(default_factory=list)  # MetricStore.to_dict() each
+    _hiccup: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def cut(cls, index: int, start_ns: int, end_ns: int, store: MetricStore) -> Interval:
@@ -71,6 +72,7 @@ class Interval:
         entry = store.metric_dict(name)
         if entry["series"]:
             self.parts[0]["metrics"][name] = entry
+            self._hiccup = None
 
     def select(
         self, name: str, tag_filter: Mapping[str, str], *, keep: SeriesFilter | None = None
@@ -130,8 +132,10 @@ class Interval:
     def hiccup_max_ns(self) -> int:
         """The longest the generator's event loop was late in this interval (0: not
         measured). See :mod:`pytest_certload.engine.hiccups`."""
-        sink = self.select(GENERATOR_HICCUP, {})
-        return sink.max() if isinstance(sink, TrendSink) and sink.count else 0
+        if self._hiccup is None:
+            sink = self.select(GENERATOR_HICCUP, {})
+            self._hiccup = sink.max() if isinstance(sink, TrendSink) and sink.count else 0
+        return self._hiccup
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +168,7 @@ def merge_intervals(runs: Sequence[Sequence[Interval]]) -> list[Interval]:
                 known.start_ns = min(known.start_ns, iv.start_ns)
                 known.end_ns = max(known.end_ns, iv.end_ns)
                 known.parts.extend(iv.parts)
+                known._hiccup = None
     return [by_index[i] for i in sorted(by_index)]
 
 

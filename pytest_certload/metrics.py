@@ -71,6 +71,7 @@ __all__ = [
     "HTTP_REQ_WAITING",
     "ITERATIONS",
     "ITERATION_DURATION",
+    "K6_HTTP_REQ_DURATION",
     "METRIC_NAME_RE",
     "PROCESS_METRICS",
     "SCHEDULE_LAG",
@@ -137,6 +138,7 @@ VUS_MAX = "vus_max"
 DATA_SENT = "data_sent"
 DATA_RECEIVED = "data_received"
 GENERATOR_HICCUP = "generator_hiccup"
+K6_HTTP_REQ_DURATION = "k6_http_req_duration"
 
 BUILTIN_METRICS: Mapping[str, tuple[MetricType, bool]] = {
     HTTP_REQS: (MetricType.COUNTER, False),
@@ -159,6 +161,7 @@ BUILTIN_METRICS: Mapping[str, tuple[MetricType, bool]] = {
     DATA_SENT: (MetricType.COUNTER, False),
     DATA_RECEIVED: (MetricType.COUNTER, False),
     GENERATOR_HICCUP: (MetricType.TREND, True),
+    K6_HTTP_REQ_DURATION: (MetricType.TREND, True),
 }
 """Every built-in metric: name -> (type, time)."""
 

@@ -286,8 +286,10 @@ class ThresholdResult:
         return [w for w in self.windows if w.breached]
 
     def worst_window(self) -> WindowResult | None:
-        """The breached window furthest beyond the limit (None when none breached)."""
-        breached = self.breached_windows
+        """The breached window furthest beyond the limit (None when none breached); one
+        where the generator kept time is preferred to a stalled one, since only such a
+        breach is the server's."""
+        breached = [w for w in self.breached_windows if not w.stalled] or self.breached_windows
         if not breached:
             return None
         if self.threshold.op in ("<", "<="):

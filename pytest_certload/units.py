@@ -111,6 +111,6 @@ def format_offset(ns: int) -> str:
     ``1.5s``, ``250ms``, ``2m``."""
     if ns and ns % (60 * NS_PER_S) == 0:
         return f"{ns // (60 * NS_PER_S)}m"
-    if ns and ns < NS_PER_S and ns % 1_000_000 == 0:
-        return f"{ns // 1_000_000}ms"
-    return f"{ns / NS_PER_S:g}s"
+    if ns and ns < NS_PER_S:
+        return f"{ns // 1_000_000}ms" if ns % 1_000_000 == 0 else f"{ns / 1e6:.3g}ms"
+    return f"{ns / NS_PER_S:.6g}s"

@@ -122,7 +122,9 @@ def _plan(
     per = t.window_ns // scope.interval_ns
     windows: dict[int, list[Interval]] = {}
     for iv in intervals:
-        if iv.index < origin or iv.index * scope.interval_ns >= end_ns:
+        # an interval counts when at least half of it lies inside the scenario: not the
+        # few milliseconds a run's end cuts past its last whole interval
+        if iv.index < origin or (2 * iv.index + 1) * scope.interval_ns > 2 * end_ns:
             continue
         windows.setdefault((iv.index - origin) // per, []).append(iv)
     if not windows:
@@ -266,7 +268,11 @@ def stall_check(
         return result
     first = min(scope.warmups[n] for n in names)
     end_ns = max(scope.ends[n] for n in names)
-    mine = [iv for iv in intervals if iv.index >= first and iv.index * scope.interval_ns < end_ns]
+    mine = [
+        iv
+        for iv in intervals
+        if iv.index >= first and (2 * iv.index + 1) * scope.interval_ns <= 2 * end_ns
+    ]
     stalled = [iv for iv in mine if iv.hiccup_max_ns() > hiccup_limit_ns]
     if not stalled:
         return result

@@ -198,6 +198,10 @@ class RecordingClient:
             ):
                 if value is not None:
                     store.add_trend(metric, value, ts)
+            if timings.duration is not None:
+                # what k6 calls http_req_duration: sending + waiting + receiving, without
+                # blocked, connecting and TLS time (grafana/k6 #2692) nor schedule lag
+                store.add_trend("k6_http_req_duration", timings.duration, ts)
         if response.content:
             store.add_counter("data_received", len(response.content), ts)
         if ctx.timeline is not None:

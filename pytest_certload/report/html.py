@@ -1,11 +1,13 @@
 """The HTML report of a session: one self-contained file, readable offline.
 
-Per test: the figures table, every threshold with its verdict, generator-health problems,
-and per scenario one chart (inline SVG drawn by matplotlib) with four panels: latency
-over time (p50/p95/p99 per interval), the latency distribution as an HDR percentile plot,
-achieved against target rate, and failed requests / dropped iterations over time. The
-header names the target as recorded by the stack (the certctl reference double is never
-called certctl) and the machine.
+Per test: the figures table, every threshold with its verdict (a windowed one with a
+strip of its windows and the ones it breached), each scenario's warm-up left out of the
+verdict, generator-health problems and stalls, and per scenario one chart (inline SVG
+drawn by matplotlib) with four panels: latency over time (p50/p95/p99 per interval, the
+warm-up shaded, breached windows in red, where the generator stalled hatched), the
+latency distribution as an HDR percentile plot, achieved against target rate, and failed
+requests / dropped iterations over time. The header names the target as recorded by the
+stack (the certctl reference double is never called certctl) and the machine.
 
 Charts need matplotlib (``pip install 'pytest-certload[report]'``); without it the
 report is written with its tables and a note where each chart would be.
@@ -25,13 +27,39 @@ from typing import TYPE_CHECKING, Any
 from ..engine import RunResult, ScenarioResult, TimelineRow
 from ..metrics import TrendSink
 from ..record import REPORT_FILE, RunRecord, SessionRecord, now_iso
-from .meta import TLS_OFF, target_text
-from .stats import scenario_stats
+from ..thresholds import ThresholdResult, WindowResult
+from ..units import format_offset
+from .meta import (
+    TLS_OFF,
+    breached_windows_text,
+    counted_windows,
+    hiccup_text,
+    target_text,
+    warmup_text,
+    window_text,
+    windows_tally,
+)
+from .stats import (
+    breached_window_spans,
+    hiccup_stats,
+    scenario_stats,
+    stalled_interval_spans,
+    warmup_stats,
+    window_origin_ns,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["INSTALL_HINT", "charts_available", "render", "write_report"]
+__all__ = [
+    "BREACHED_LABEL",
+    "INSTALL_HINT",
+    "STALLED_LABEL",
+    "WARMUP_LABEL",
+    "charts_available",
+    "render",
+    "write_report",
+]
 
 INSTALL_HINT = "charts need matplotlib: pip install 'pytest-certload[report]'"
 #: percentiles of the HDR percentile plot (those beyond the sample count are dropped)
@@ -40,6 +68,10 @@ _PERCENTILES = (
     99.95, 99.99, 99.995, 99.999, 99.9995, 99.9999,
 )  # fmt: skip
 _COLORS = {"p50": "#1f77b4", "p95": "#ff7f0e", "p99": "#d62728", "target": "#555555"}
+#: what the time panels shade: the warm-up, breached windows, where the generator stalled
+WARMUP_LABEL = "warm-up (not judged)"
+BREACHED_LABEL = "breached window"
+STALLED_LABEL = "generator stalled"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;
@@ -61,6 +93,12 @@ figure.chart figcaption{font-size:.9rem;font-weight:600;margin-bottom:.25rem}
 figure.chart svg{width:100%;height:auto}
 p.nochart{color:#57606a;font-style:italic}
 ul.problems{font-size:.85rem}code{font-size:.85em}
+ul.warmup{font-size:.85rem;color:#57606a}
+tr.windows td{border-top:none;font-size:.8rem}
+.wstrip{display:flex;flex-wrap:wrap;gap:1px;margin:.1rem 0 .25rem}
+.wstrip span{display:inline-block;width:.55rem;height:.9rem;border-radius:1px}
+.w-ok{background:#4ac26b}.w-breached{background:#cf222e}.w-unjudged{background:#d0d7de}
+.w-stalled{background:repeating-linear-gradient(45deg,#57606a 0 2px,#d0d7de 2px 4px)}
 """
 
 
@@ -145,10 +183,13 @@ def _draw(
                 ha="center", va="center", transform=ax_time.transAxes,
             )  # fmt: skip
         _threshold_lines(ax_time, result, sc.name, latency_metric, rows)
+        marked = _time_marks(ax_time, result, sc)
         ax_time.set_xlabel("time since run start (s)")
         ax_time.set_ylabel("ms")
         ax_time.set_ylim(bottom=0)
-        ax_time.legend(loc="upper left", fontsize=8)
+        if marked:  # a second legend row: room for it above the curves
+            ax_time.set_ylim(top=ax_time.get_ylim()[1] * 1.3)
+        ax_time.legend(loc="upper left", fontsize=8, ncols=3 if marked else 1)
 
         # HDR percentile distribution
         sink = _latency_sink(result, sc.name, latency_metric)
@@ -182,6 +223,7 @@ def _draw(
         targets = [r.target_rate if r.target_rate is not None else math.nan for r in rows]
         if any(not math.isnan(x) for x in targets):
             ax_rate.plot(t, targets, "--", lw=2, label="target", color=_COLORS["target"], alpha=0.8)
+        _warmup_span(ax_rate, result, sc, label=False)
         ax_rate.set_xlabel("time since run start (s)")
         ax_rate.set_ylabel("iterations/s")
         peak = max([1.0, *(x for x in (*achieved, *targets) if not math.isnan(x))])
@@ -200,6 +242,7 @@ def _draw(
             [x + width / 2 for x in t], [r.dropped for r in rows], width=width,
             label="dropped iterations", color="#9467bd",
         )  # fmt: skip
+        _warmup_span(ax_err, result, sc, label=False)
         ax_err.set_xlabel("time since run start (s)")
         ax_err.set_ylabel("count")
         highest = max([1, *(r.failed for r in rows), *(r.dropped for r in rows)])
@@ -222,16 +265,16 @@ def _threshold_lines(
     seen: set[str] = set()
     for r in result.thresholds:
         th = r.threshold
-        if th.metric != metric or th.percentile is None or th.expression in seen:
+        if th.metric != metric or th.percentile is None or th.describe() in seen:
             continue
         if dict(th.tags).get("scenario") not in (scenario, None):
             continue
         if top and th.limit > 3 * top:
             continue
-        seen.add(th.expression)
+        seen.add(th.describe())
         ax.axhline(th.limit, ls="--", lw=1, color="#cf222e" if not r.ok else "#1a7f37")
         ax.annotate(
-            f"{th.expression} {'✓' if r.ok else '✗'}",
+            f"{th.describe()} {'✓' if r.ok else '✗'}",
             (0.99, th.limit),
             xycoords=("axes fraction", "data"),
             ha="right",
@@ -239,6 +282,49 @@ def _threshold_lines(
             fontsize=8,
             color="#cf222e" if not r.ok else "#1a7f37",
         )
+
+
+def _warmup_span(ax: Axes, result: RunResult, sc: ScenarioResult, *, label: bool) -> bool:
+    """Shade the scenario's warm-up, left out of the verdict; whether it had one."""
+    figures = warmup_stats(result, sc.name)
+    if figures is None:
+        return False
+    ax.axvspan(
+        figures["start_ns"] / 1e9, figures["end_ns"] / 1e9, color="#8c959f", alpha=0.2, lw=0,
+        label=WARMUP_LABEL if label else "_nolegend_", zorder=0,
+    )  # fmt: skip
+    return True
+
+
+def _time_marks(ax: Axes, result: RunResult, sc: ScenarioResult) -> bool:
+    """Shade, over time, the warm-up, the windows a windowed threshold on this scenario
+    breached (red), and where the generator stalled beyond the health limit (hatched:
+    a breached window there, or any such interval of the scenario); whether any was."""
+    marked = _warmup_span(ax, result, sc, label=True)
+    end = sc.start_offset_ns + sc.elapsed_ns
+    breached = breached_window_spans(result, sc.name)
+    stalled = {(a, b) for a, b, stall in breached if stall}
+    hiccups = hiccup_stats(result)
+    if hiccups is not None and hiccups["stalled"]:
+        stalled.update((a, min(b, end)) for a, b in stalled_interval_spans(result) if a < end)
+    labelled = False
+    for a, b, stall in breached:
+        if stall:
+            continue
+        ax.axvspan(
+            a / 1e9, b / 1e9, color="#cf222e", alpha=0.13, lw=0, zorder=0,
+            label="_nolegend_" if labelled else BREACHED_LABEL,
+        )  # fmt: skip
+        labelled = True
+    labelled = False
+    for a, b in sorted(stalled):
+        ax.axvspan(
+            # no fill: SVG fades a pattern with its fill, hatch lines included
+            a / 1e9, b / 1e9, facecolor="none", edgecolor="#57606a", hatch="///", lw=0,
+            zorder=0, label="_nolegend_" if labelled else STALLED_LABEL,
+        )  # fmt: skip
+        labelled = True
+    return marked or bool(breached or stalled)
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -303,11 +389,41 @@ def _threshold_table(result: RunResult) -> str:
         body.append(
             f"<tr class={'ok' if r.ok else 'bad'}><td>{mark}</td>"
             f"<td class=l><code>{_e(th.selector)}</code></td>"
-            f"<td class=l><code>{_e(th.expression)}</code></td>"
+            f"<td class=l><code>{_e(th.describe())}</code></td>"
             f"<td>{_num(r.observed, '.3f')}</td><td>{r.count:,}</td>"
             f"<td class=l>{_e(r.reason or r.message())}</td><td class=l>{_e(th.source)}</td></tr>"
+            + _windows_row(result, r)
         )
     return f"<table class=thresholds>{head}{''.join(body)}</table>"
+
+
+def _window_class(w: WindowResult) -> str:
+    if w.breached:
+        return "w-stalled" if w.stalled else "w-breached"
+    return "w-ok" if w.observed is not None else "w-unjudged"
+
+
+def _windows_row(result: RunResult, r: ThresholdResult) -> str:
+    """Under a windowed threshold: one block per window (its figures in the tooltip),
+    the tally and the breached windows; nothing for a whole-run threshold."""
+    if not r.windows:
+        return ""
+    origin = window_origin_ns(result, r.threshold)
+    blocks = []
+    for w in r.windows:
+        title = window_text(result, r, w) if w.observed is not None else f"{w.span()}: {w.reason}"
+        if origin is not None:
+            run_span = f"{format_offset(origin + w.start_ns)}–{format_offset(origin + w.end_ns)}"
+            title += f" ({run_span} of the run)"
+        blocks.append(f'<span class="{_window_class(w)}" title="{_e(title)}"></span>')
+    tally = f"windows of {format_offset(r.threshold.window_ns)}: {windows_tally(r)}"
+    listed = breached_windows_text(result, r)
+    text = f"{tally}; {listed}" if listed else tally
+    return (
+        f"<tr class=windows><td></td><td class=l colspan=6>"
+        f'<div class="wstrip" data-windows="{len(counted_windows(r))}">{"".join(blocks)}</div>'
+        f"{_e(text)}</td></tr>"
+    )
 
 
 def _anchor(text: str) -> str:
@@ -333,9 +449,15 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
         )
         + "</p>",
         _stats_table(result),
-        "<h3>Thresholds</h3>",
-        _threshold_table(result),
     ]
+    warmups = [
+        f"<li><code>{_e(name)}</code>: {_e(warmup_text(figures))}</li>"
+        for name in result.scenarios
+        if (figures := warmup_stats(result, name)) is not None
+    ]
+    if warmups:
+        parts.append(f'<ul class="warmup">{"".join(warmups)}</ul>')
+    parts += ["<h3>Thresholds</h3>", _threshold_table(result)]
     problems = [f"untrustworthy: {p}" for p in result.untrustworthy]
     problems += [f"unreachable: {u}" for u in result.unreachable]
     if result.aborted:
@@ -344,6 +466,9 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
     if problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in problems)
         parts.append(f'<ul class="problems bad">{items}</ul>')
+    hiccups = hiccup_stats(result)
+    if hiccups is not None and hiccups["stalled"]:
+        parts.append(f'<p class="warn stall">{_e(hiccup_text(hiccups))}</p>')
     for offset, (name, sc) in enumerate(result.scenarios.items()):
         index = start_index + offset
         metric = scenario_stats(result, name)["latency_metric"]

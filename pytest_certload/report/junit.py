@@ -2,12 +2,21 @@
 
 pytest writes a test's ``user_properties`` into junit XML (``<property>`` elements,
 both junit families); CI systems show them beside the test case.
+
+Besides the figures and verdicts: ``certload.<scenario>.warmup`` when a warm-up was left
+out of the verdict (how long, and what it measured). A windowed threshold is named with
+its window (``certload.threshold.http_req_duration.p(95)<500 per 10s window``) and has
+two more: ``<that>.windows`` (``breached 2/10``) and, when one breached,
+``<that>.worst_window`` (``3s–4s: 900 ms over 20 samples``). ``certload.generator_stalled``
+says when the generator's event loop was late beyond the health limit. An ordinary run
+has none of these.
 """
 
 from __future__ import annotations
 
 from ..engine import RunResult
-from .stats import scenario_stats
+from .meta import hiccup_text, warmup_text, window_text, windows_tally
+from .stats import hiccup_stats, scenario_stats, warmup_stats
 
 __all__ = ["STAT_KEYS", "run_properties"]
 
@@ -34,14 +43,24 @@ def run_properties(result: RunResult) -> list[tuple[str, str]]:
             value = stats.get(key)
             if value is not None:
                 props.append((f"certload.{name}.{key}", _text(value)))
+        warmup = warmup_stats(result, name)
+        if warmup is not None:
+            props.append((f"certload.{name}.warmup", warmup_text(warmup).removeprefix("warm-up ")))
     for r in result.thresholds:
         verdict = "ok" if r.ok else "breached"
-        props.append(
-            (
-                f"certload.threshold.{r.threshold.selector}.{r.threshold.expression}",
-                f"{verdict}: {r.message()}",
-            )
-        )
+        # a windowed threshold is named with its window: ``p(95)<500 per 10s window`` is
+        # another threshold than ``p(95)<500`` over the whole run
+        key = f"certload.threshold.{r.threshold.selector}.{r.threshold.describe()}"
+        props.append((key, f"{verdict}: {r.message()}"))
+        if r.windows:
+            props.append((f"{key}.windows", windows_tally(r)))
+            worst = r.worst_window()
+            if worst is not None:
+                props.append((f"{key}.worst_window", window_text(result, r, worst)))
+    hiccups = hiccup_stats(result)
+    if hiccups is not None and hiccups["stalled"]:
+        text = hiccup_text(hiccups).removeprefix("generator stalled: ")
+        props.append(("certload.generator_stalled", text))
     props.append(("certload.verdict", result.verdict))
     return props
 

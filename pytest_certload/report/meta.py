@@ -1,14 +1,35 @@
-"""What every report says about a session besides its figures: the target, in words."""
+"""What every report says in words besides its figures: the target, a scenario's warm-up
+left out of the verdict, the windows a windowed threshold breached, and the generator's
+stalls. The terminal, junit, the JSON summary and the HTML report all use these, so they
+say the same thing the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TLS_OFF", "target_text"]
+from ..engine import RunResult
+from ..thresholds import ThresholdResult, WindowResult
+from ..units import format_ms, format_offset
+from .stats import window_origin_ns, window_value
+
+__all__ = [
+    "MAX_WINDOWS_LISTED",
+    "TLS_OFF",
+    "breached_windows_text",
+    "counted_windows",
+    "hiccup_text",
+    "target_text",
+    "warmup_text",
+    "window_text",
+    "windows_tally",
+]
 
 #: what every report says when the session did not verify TLS (``--certload-ca insecure``)
 TLS_OFF = "TLS verification was off (--certload-ca insecure): no server certificate was checked"
+
+#: breached windows named one by one before "and N more"
+MAX_WINDOWS_LISTED = 5
 
 
 def target_text(target: Mapping[str, Any], *, unrecorded: str) -> str:
@@ -26,3 +47,94 @@ def target_text(target: Mapping[str, Any], *, unrecorded: str) -> str:
     if kind == "certctl":
         return f"certctl {shown or '(version unknown)'}"
     return str(target.get("label") or unrecorded)
+
+
+def warmup_text(figures: Mapping[str, Any]) -> str:
+    """``warm-up 2s excluded from the verdict: 400 requests, p95 122 ms, p99 131 ms, 0
+    failed`` from :func:`.stats.warmup_stats`."""
+    excluded = format_offset(figures["excluded_ns"])
+    asked = figures["warmup_ns"]
+    length = (
+        excluded
+        if asked == figures["excluded_ns"]
+        else f"{format_offset(asked)} ({excluded} in whole intervals)"
+    )
+    head = f"warm-up {length} excluded from the verdict"
+    if not figures["recorded"]:
+        return f"{head} (the run kept no figures of it)"
+    parts: list[str] = []
+    if figures["requests"]:
+        parts.append(f"{figures['requests']:,} requests")
+    else:
+        parts.append(f"{figures['iterations']:,} iterations")
+    metric = figures.get("latency_metric")
+    if metric is not None:
+        named = "" if metric == "http_req_duration" else f"{metric} "
+        parts.append(f"{named}p95 {format_ms(figures['p95_ms'] * 1e6)}")
+        parts.append(f"p99 {format_ms(figures['p99_ms'] * 1e6)}")
+    if figures["requests"]:
+        parts.append(f"{figures['failed']:,} failed")
+    return f"{head}: {', '.join(parts)}"
+
+
+def hiccup_text(figures: Mapping[str, Any]) -> str:
+    """``generator stalled: max 203 ms late (limit 50 ms) in 1 of 30 intervals; p99 0.12
+    ms`` from :func:`.stats.hiccup_stats` (said only when ``figures["stalled"]``)."""
+    where = (
+        f" in {figures['stalled_intervals']:,} of {figures['intervals']:,} intervals"
+        if figures["intervals"]
+        else ""
+    )
+    return (
+        f"generator stalled: max {format_ms(figures['max_ns'])} late "
+        f"(limit {format_ms(figures['limit_ns'])}){where}; p99 {format_ms(figures['p99_ns'])}"
+    )
+
+
+def counted_windows(r: ThresholdResult) -> list[WindowResult]:
+    """The windows a verdict counts: all but a last one cut short and left unjudged."""
+    return [w for w in r.windows if w.observed is not None or not w.partial]
+
+
+def windows_tally(r: ThresholdResult) -> str:
+    """``breached 2/10``, with the windows not judged and those where the generator
+    stalled: ``breached 2/10, 1 not judged, 1 stalled``."""
+    counted = counted_windows(r)
+    breached = sum(1 for w in counted if w.breached)
+    text = f"breached {breached}/{len(counted)}"
+    blind = sum(1 for w in counted if w.observed is None)
+    if blind:
+        text += f", {blind} not judged"
+    stalled = sum(1 for w in counted if w.stalled)
+    if stalled:
+        text += f", {stalled} stalled"
+    return text
+
+
+def window_text(result: RunResult, r: ThresholdResult, w: WindowResult) -> str:
+    """``3s–4s: 900 ms over 20 samples``, and ``(generator stalled: 200 ms late)``."""
+    text = f"{w.span()}: {window_value(result, r.threshold, w)} over {w.count:,} samples"
+    if w.stalled:
+        text += f" (generator stalled: {format_ms(w.hiccup_ns)} late)"
+    return text
+
+
+def breached_windows_text(
+    result: RunResult, r: ThresholdResult, *, most: int = MAX_WINDOWS_LISTED
+) -> str:
+    """The breached windows, in time order, at most ``most`` then ``and N more``:
+    ``breached windows (counted from 2s into the run): 3s–4s 163 ms; 6s–7s 164 ms
+    (generator stalled: 200 ms late)``; empty when none breached."""
+    breached: Sequence[WindowResult] = r.breached_windows
+    if not breached:
+        return ""
+    shown = []
+    for w in breached[:most]:
+        item = f"{w.span()} {window_value(result, r.threshold, w)}"
+        if w.stalled:
+            item += f" (generator stalled: {format_ms(w.hiccup_ns)} late)"
+        shown.append(item)
+    more = f"; and {len(breached) - most} more" if len(breached) > most else ""
+    origin = window_origin_ns(result, r.threshold)
+    where = f" (counted from {format_offset(origin)} into the run)" if origin else ""
+    return f"breached windows{where}: {'; '.join(shown)}{more}"

@@ -1,20 +1,45 @@
-"""Per-scenario figures shared by every report (terminal, junit, JSON summary)."""
+"""Figures shared by every report (terminal, junit, JSON summary, HTML): per scenario,
+its warm-up, the generator's hiccups, and where a windowed threshold's windows lie."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..engine import RunResult
-from ..metrics import CounterSink, RateSink, TrendSink
+from ..engine.judging import scope_of
+from ..metrics import (
+    GENERATOR_HICCUP,
+    HTTP_REQ_DURATION,
+    HTTP_REQ_FAILED,
+    HTTP_REQS,
+    ITERATION_DURATION,
+    ITERATIONS,
+    CounterSink,
+    MetricType,
+    RateSink,
+    TrendSink,
+)
+from ..thresholds import Threshold, WindowResult
+from ..units import format_ms
 
-__all__ = ["scenario_stats"]
+__all__ = [
+    "breached_window_spans",
+    "hiccup_stats",
+    "scenario_stats",
+    "stalled_interval_spans",
+    "warmup_stats",
+    "window_origin_ns",
+    "window_value",
+]
 
 
 def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
     """Requests, achieved rate, latency percentiles (ms), error rate and schedule lag.
 
     Latency is ``http_req_duration`` (from the intended start in the open model); when a
-    scenario made no HTTP request, ``iteration_duration`` stands in for it.
+    scenario made no HTTP request, ``iteration_duration`` stands in for it. The figures
+    are those the thresholds judged: a warm-up is left out of them, and out of the time
+    the request rate divides by.
     """
     store = result.store
     where = {"scenario": scenario}
@@ -28,7 +53,7 @@ def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
     failed = store.select("http_req_failed", where)
     iterations = store.select("iterations", where)
     lag = store.select("schedule_lag", where)
-    elapsed = sc.elapsed_ns or 1
+    elapsed = _judged_ns(result, scenario) or 1
     out: dict[str, Any] = {
         "scenario": scenario,
         "executor": sc.executor.get("executor"),
@@ -56,3 +81,144 @@ def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
             max_ms=latency.max() / 1e6,
         )
     return out
+
+
+def _judged_ns(result: RunResult, scenario: str) -> int:
+    """How long ``scenario`` ran after its warm-up (all of it without one)."""
+    sc = result.scenarios[scenario]
+    excluded = result.warmup_excluded_ns(scenario)
+    if not excluded:
+        return sc.elapsed_ns
+    start = round(sc.start_offset_ns / result.interval_ns) * result.interval_ns
+    return max(sc.start_offset_ns + sc.elapsed_ns - (start + excluded), 0)
+
+
+def warmup_stats(result: RunResult, scenario: str) -> dict[str, Any] | None:
+    """What ``scenario``'s warm-up measured, left out of the verdict; None without one.
+
+    ``warmup_ns`` is the warm-up asked for, ``excluded_ns`` what was left out (rounded up
+    to whole intervals) and ``start_ns``/``end_ns`` where that lies from the run start;
+    then, from ``result.warmup_store``, requests, iterations, failed requests and the
+    latency percentiles (ms) of those samples (``recorded`` is False when the run kept
+    none of them).
+    """
+    excluded = result.warmup_excluded_ns(scenario)
+    if not excluded:
+        return None
+    sc = result.scenarios[scenario]
+    start = round(sc.start_offset_ns / result.interval_ns) * result.interval_ns
+    out: dict[str, Any] = {
+        "warmup_ns": sc.warmup_ns,
+        "excluded_ns": excluded,
+        "start_ns": start,
+        "end_ns": start + excluded,
+        "recorded": result.warmup_store is not None,
+    }
+    store = result.warmup_store
+    if store is None:
+        return out
+    where = {"scenario": scenario}
+    reqs = store.select(HTTP_REQS, where)
+    failed = store.select(HTTP_REQ_FAILED, where)
+    iterations = store.select(ITERATIONS, where)
+    out.update(
+        requests=int(reqs.count) if isinstance(reqs, CounterSink) else 0,
+        iterations=int(iterations.count) if isinstance(iterations, CounterSink) else 0,
+        failed=failed.trues if isinstance(failed, RateSink) else 0,
+    )
+    for metric in (HTTP_REQ_DURATION, ITERATION_DURATION):
+        latency = store.select(metric, where)
+        if isinstance(latency, TrendSink) and latency.count:
+            q = latency.quantiles((95, 99))
+            out.update(
+                latency_metric=metric,
+                p95_ms=q[95] / 1e6,
+                p99_ms=q[99] / 1e6,
+                max_ms=latency.max() / 1e6,
+            )
+            break
+    return out
+
+
+def hiccup_stats(result: RunResult) -> dict[str, Any] | None:
+    """How late the generator's event loop ran (the hiccup meter), or None when it was
+    not measured (a virtual clock, a run file written before it existed).
+
+    ``max_ns``, ``p99_ns`` and ``samples`` of ``generator_hiccup``; ``limit_ns`` the health
+    limit; ``stalled`` whether the maximum exceeded it, and then ``stalled_intervals`` of
+    ``intervals`` the ones where it did.
+    """
+    sink = result.store.select(GENERATOR_HICCUP)
+    if not isinstance(sink, TrendSink) or not sink.count:
+        return None
+    limit = result.health_limits.max_hiccup_ns
+    worst = sink.max()
+    stalled = worst > limit
+    return {
+        "max_ns": worst,
+        "p99_ns": sink.quantile(99),
+        "samples": sink.count,
+        "limit_ns": limit,
+        "stalled": stalled,
+        "stalled_intervals": len(stalled_interval_spans(result)) if stalled else 0,
+        "intervals": len(result.intervals),
+    }
+
+
+def window_origin_ns(result: RunResult, threshold: Threshold) -> int | None:
+    """Where ``threshold``'s window 0 starts, in ns from the run start (its windows'
+    offsets count from there: its scenarios' start after their warm-up, on the interval
+    grid); None when it selects no scenario of the run."""
+    scope = scope_of(result)
+    names = scope.scenarios_of(threshold)
+    if not names:
+        return None
+    return min(scope.warmups[n] for n in names) * result.interval_ns
+
+
+def window_value(result: RunResult, threshold: Threshold, window: WindowResult) -> str:
+    """A window's observed value in the threshold's unit: ``164 ms``, ``2.5%``, ``12/s``;
+    ``not judged`` when it was not."""
+    value = window.observed
+    if value is None:
+        return "not judged"
+    if result.store.is_time(threshold.metric) and threshold.aggregation != "count":
+        return format_ms(value * 1e6)
+    if threshold.unit == "%":
+        return f"{value * 100:.3g}%"
+    if result.store.type_of(threshold.metric) is MetricType.COUNTER and (
+        threshold.aggregation == "rate"
+    ):
+        return f"{value:,.4g}/s"
+    return f"{value:,.4g}"
+
+
+def breached_window_spans(result: RunResult, scenario: str) -> list[tuple[int, int, bool]]:
+    """``(start_ns, end_ns, stalled)`` from the run start of every window a windowed
+    threshold on ``scenario`` breached (``stalled``: the generator stalled in it), in
+    time order, each span once."""
+    scope = scope_of(result)
+    spans: set[tuple[int, int, bool]] = set()
+    for r in result.thresholds:
+        t = r.threshold
+        if not t.windowed or scenario not in scope.scenarios_of(t):
+            continue
+        origin = window_origin_ns(result, t)
+        if origin is None:
+            continue
+        spans.update(
+            (origin + w.start_ns, origin + w.end_ns, w.stalled) for w in r.breached_windows
+        )
+    return sorted(spans)
+
+
+def stalled_interval_spans(result: RunResult) -> list[tuple[int, int]]:
+    """``(start_ns, end_ns)`` from the run start of every interval in which the generator
+    was late beyond the health limit (nominal interval bounds, as windows use)."""
+    limit = result.health_limits.max_hiccup_ns
+    step = result.interval_ns
+    return [
+        (iv.index * step, (iv.index + 1) * step)
+        for iv in result.intervals
+        if iv.hiccup_max_ns() > limit
+    ]

@@ -7,9 +7,18 @@
 certctl's per-target-type object with every field filled. ``tests`` lists each test with
 its verdict and per-scenario figures; a scenario whose requests failed has an ``errors``
 object saying why (unexpected statuses with a body sample, transport errors by kind with
-their first texts, and the readable ``causes`` lines). The document is described by
-``summary.schema.json`` beside this module (``schema_version`` 1; ``errors`` was added
-without a version change, as an optional field).
+their first texts, and the readable ``causes`` lines).
+
+Over time: a threshold has ``window_ns`` (0: judged over the whole run); a windowed one
+also ``window_origin_ns`` (where its window 0 starts, from the run start) and ``windows``,
+its verdict in each window; ``stalled`` says when its breach fell only where the
+generator stalled. A scenario whose warm-up was left out of the verdict has ``warmup``
+(how long, and what it measured); a test whose generator ran the hiccup meter has
+``generator_hiccup`` (how late its event loop ran, against the health limit).
+
+The document is described by ``summary.schema.json`` beside this module
+(``schema_version`` 1; every field added since, ``errors`` and the ones above among
+them, is optional and additive, so no version change).
 """
 
 from __future__ import annotations
@@ -22,8 +31,8 @@ from ..engine import RunResult
 from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summary
 from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
-from ..thresholds import ThresholdResult, format_selector
-from .stats import scenario_stats
+from ..thresholds import ThresholdResult, WindowResult, format_selector
+from .stats import hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
 
 __all__ = [
     "SCHEMA_PATH",
@@ -78,9 +87,24 @@ def connector_tier(store: MetricStore) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _threshold_entry(r: ThresholdResult) -> dict[str, Any]:
-    """A threshold's verdict as the summary schema names its fields."""
+def _window_entry(w: WindowResult) -> dict[str, Any]:
+    """One window of a windowed threshold: offsets in ns from the window origin."""
     return {
+        "start_ns": w.start_ns,
+        "end_ns": w.end_ns,
+        "ok": w.ok,
+        "observed": w.observed,
+        "count": w.count,
+        "reason": w.reason,
+        "partial": w.partial,
+        "stalled": w.stalled,
+        "hiccup_ns": w.hiccup_ns,
+    }
+
+
+def _threshold_entry(result: RunResult, r: ThresholdResult) -> dict[str, Any]:
+    """A threshold's verdict as the summary schema names its fields."""
+    entry: dict[str, Any] = {
         "metric": r.threshold.selector,
         "threshold": r.threshold.expression,
         "ok": r.ok,
@@ -89,7 +113,16 @@ def _threshold_entry(r: ThresholdResult) -> dict[str, Any]:
         "reason": r.reason,
         "source": r.threshold.source,
         "message": r.message(),
+        "window_ns": r.threshold.window_ns,
     }
+    if r.threshold.windowed:
+        origin = window_origin_ns(result, r.threshold)
+        if origin is not None:
+            entry["window_origin_ns"] = origin
+        entry["windows"] = [_window_entry(w) for w in r.windows]
+    if r.stalled:
+        entry["stalled"] = r.stalled
+    return entry
 
 
 def _scenario_entry(result: RunResult, name: str) -> dict[str, Any]:
@@ -108,13 +141,31 @@ def _scenario_entry(result: RunResult, name: str) -> dict[str, Any]:
             **sc.request_errors.to_dict(),
             "causes": sc.request_errors.lines(name, stats["requests"]),
         }
+    warmup = warmup_stats(result, name)
+    if warmup is not None:
+        entry["warmup"] = warmup
     return entry
+
+
+def _hiccup_entry(result: RunResult) -> dict[str, Any] | None:
+    figures = hiccup_stats(result)
+    if figures is None:
+        return None
+    return {
+        "max_ms": figures["max_ns"] / 1e6,
+        "p99_ms": figures["p99_ns"] / 1e6,
+        "samples": figures["samples"],
+        "limit_ms": figures["limit_ns"] / 1e6,
+        "stalled": figures["stalled"],
+        "stalled_intervals": figures["stalled_intervals"],
+        "intervals": figures["intervals"],
+    }
 
 
 def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
     outcome = session.outcome(record.nodeid)
     result = record.result
-    return {
+    entry: dict[str, Any] = {
         "nodeid": record.nodeid,
         "label": record.label,
         "outcome": outcome or "unknown",
@@ -128,8 +179,12 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
         "group": record.group,
         "ran_with": list(record.ran_with),
         "scenarios": {name: _scenario_entry(result, name) for name in result.scenarios},
-        "thresholds": [_threshold_entry(r) for r in result.thresholds],
+        "thresholds": [_threshold_entry(result, r) for r in result.thresholds],
     }
+    hiccups = _hiccup_entry(result)
+    if hiccups is not None:
+        entry["generator_hiccup"] = hiccups
+    return entry
 
 
 def build_summary(session: SessionRecord) -> dict[str, Any]:
@@ -166,8 +221,11 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
                 key, {"type": "unknown", "contains": "default", "values": {}}
             )
             thresholds = entry.setdefault("thresholds", {})
-            previous = thresholds.get(r.threshold.expression, {"ok": True})
-            thresholds[r.threshold.expression] = {"ok": previous["ok"] and r.ok}
+            # k6's key is the expression; a windowed one names its window too
+            # (``p(95)<500 per 10s window``), or it would merge with ``p(95)<500``
+            name = r.threshold.describe()
+            previous = thresholds.get(name, {"ok": True})
+            thresholds[name] = {"ok": previous["ok"] and r.ok}
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "generator": {"name": "pytest-certload", "version": session.generator_version},

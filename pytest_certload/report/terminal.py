@@ -1,10 +1,16 @@
-"""The end-of-run table: one row per scenario, then every threshold with ✓ or ✗."""
+"""The end-of-run table: one row per scenario, then every threshold with ✓ or ✗.
+
+Under a scenario's row, its warm-up when one was left out of the verdict; under a
+windowed threshold that breached, the windows it breached in; after the thresholds, the
+generator's stalls when a hiccup exceeded the health limit. An ordinary run has none of
+these lines.
+"""
 
 from __future__ import annotations
 
 from ..record import SessionRecord
-from .meta import TLS_OFF
-from .stats import scenario_stats
+from .meta import TLS_OFF, breached_windows_text, hiccup_text, warmup_text
+from .stats import hiccup_stats, scenario_stats, warmup_stats
 
 __all__ = ["render"]
 
@@ -70,9 +76,18 @@ def render(session: SessionRecord) -> list[str]:
                     ]
                 )
             )
+            warmup = warmup_stats(result, name)
+            if warmup is not None:
+                lines.append(f"    {warmup_text(warmup)}")
         for r in result.thresholds:
             mark = "✓" if r.ok else "✗"
             lines.append(f"    {mark} {r.message()}")
+            strip = breached_windows_text(result, r)
+            if strip:
+                lines.append(f"        {strip}")
+        hiccups = hiccup_stats(result)
+        if hiccups is not None and hiccups["stalled"]:
+            lines.append(f"    ! {hiccup_text(hiccups)}")
         for cause in result.causes():
             lines.append(f"    ! cause: {cause}")
         for problem in result.untrustworthy:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_certload.engine import RunResult
-from tests.report.synth import synthetic_run
+from tests.report.synth import synthetic_run, windowed_run
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,9 @@ def run_b() -> RunResult:
 def run_slow() -> RunResult:
     """The same load with latencies around 30 ms: clearly slower."""
     return synthetic_run(seed=3, median_ms=30)
+
+
+@pytest.fixture(scope="session")
+def run_windowed() -> RunResult:
+    """Windowed thresholds, a 2 s warm-up and a stall of the generator (see ``windowed_run``)."""
+    return windowed_run()

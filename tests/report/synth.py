@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario, VirtualClock, run
-from pytest_certload.metrics import tagset
+from pytest_certload.metrics import GENERATOR_HICCUP, tagset
 from pytest_certload.record import RunRecord, SessionRecord
 
 MS = 1_000_000
@@ -115,3 +115,76 @@ def test_work(certload):
     certload.run(Scenario("work", work, ConstantArrivalRate(100, "2s", pre_allocated_vus=20)),
                  thresholds={{"iteration_duration{{scenario:work}}": ["p(95)<5000"]}})
 """
+
+
+#: the run times (s) of :func:`windowed_run`: a cold start inside the warm-up, a slow
+#: spell of the server, and a stall of the generator that slows both scenarios
+COLD = (0.0, 1.5)
+SLOW = (5.0, 5.8)
+STALL = (8.0, 8.8)
+STALL_MS = 200
+
+
+def _spells(
+    rng: random.Random, median_ms: float, spells: Sequence[tuple[float, float]], stall: bool
+) -> Any:
+    """An iteration like :func:`_iteration`, 6x slower inside ``spells`` (run seconds);
+    with ``stall``, the first iteration inside :data:`STALL` records a generator hiccup."""
+    stalled = [False]
+
+    async def iteration(vu: VU) -> None:
+        now = (vu.intended_start_ns or 0) / 1e9
+        slow = any(a <= now < b for a, b in spells)
+        latency = max(1, round(rng.lognormvariate(0.0, 0.2) * median_ms * (6 if slow else 1) * MS))
+        ctx = vu.context
+        if stall and STALL[0] <= now < STALL[1] and not stalled[0]:
+            stalled[0] = True
+            ctx.store.add_trend(GENERATOR_HICCUP, STALL_MS * MS)
+        await vu.sleep(latency / 1e9)
+        tags = tagset({**ctx.tags, "name": "/synthetic", "method": "GET", "status": "200"})
+        ctx.store.add_counter("http_reqs", 1, tags)
+        ctx.store.add_trend("http_req_duration", latency, tags)
+        ctx.store.add_rate("http_req_failed", False, tags)
+        if ctx.timeline is not None:
+            ctx.timeline.record_request(latency, False)
+
+    return iteration
+
+
+def windowed_run(*, seed: int = 7) -> RunResult:
+    """Two scenarios with a 2 s warm-up (slow cold start) and a 1 s windowed ``p(95)<40``
+    each: ``issuance`` breaches in the window of :data:`SLOW` (the server's) and in that of
+    :data:`STALL` (the generator's), ``listing`` only in the stalled one, so its breach is
+    the generator's and the run is untrustworthy."""
+    rng = random.Random(seed)
+    scs = [
+        Scenario(
+            "issuance",
+            _spells(rng, 20.0, (COLD, SLOW, STALL), stall=True),
+            ConstantArrivalRate(100, "10s", pre_allocated_vus=30, max_vus=60),
+            warmup="2s",
+        ),
+        Scenario(
+            "listing",
+            _spells(rng, 20.0, (COLD, STALL), stall=False),
+            ConstantArrivalRate(100, "10s", pre_allocated_vus=30, max_vus=60),
+            warmup="2s",
+        ),
+    ]
+    thresholds: dict[str, list[Any]] = {
+        "http_req_duration{scenario:issuance}": [{"threshold": "p(95)<40", "window": "1s"}],
+        "http_req_duration{scenario:listing}": [{"threshold": "p(95)<40", "window": "1s"}],
+        "http_req_failed": ["rate<0.01"],
+    }
+
+    async def main() -> RunResult:
+        clock = VirtualClock()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.run)
+            try:
+                result = await run(scs, thresholds=thresholds, clock=clock)
+            finally:
+                clock.stop()
+        return result
+
+    return anyio.run(main)
