@@ -302,6 +302,18 @@ class TrendSink:
         new.merge(self)
         return new
 
+    def shifted(self, by: int) -> TrendSink:
+        """A new sink with every sample lowered by ``by`` (floored at 0), each taken at
+        its bucket's lowest value: a lower bound of what was recorded, e.g. a latency
+        with a known stall of the generator credited back."""
+        new = TrendSink(time=self.time)
+        hist = new._hist
+        for value, count in self.counts().items():
+            lowered = max(value - by, 0)
+            hist.record_value(lowered, count)
+            new._sum += lowered * count
+        return new
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "hdr": self._hist.encode().decode("ascii"),

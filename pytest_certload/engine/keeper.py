@@ -52,6 +52,8 @@ class IntervalKeeper:
         self._spread = spread
         self._on_interval = on_interval
         self._queue: deque[tuple[Interval, MetricStore]] = deque()
+        #: the interval being folded, and the metrics of it not folded yet
+        self._current: tuple[Interval, MetricStore, list[str]] | None = None
         self._wake = anyio.Event()
         self._cut_from = 0
 
@@ -63,29 +65,37 @@ class IntervalKeeper:
         self._wake.set()
 
     async def run(self) -> None:
-        """Fold queued intervals in as they come, until cancelled."""
+        """Fold queued intervals in as they come, until cancelled (what a cancellation
+        leaves half-folded, :meth:`drain` finishes)."""
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
             while self._queue:
-                iv, closed = self._queue.popleft()
-                iv.parts.append(_empty_part())
-                for name in closed.names():
+                iv, closed, names = self._next()
+                while names:
                     with CancelScope(shield=True):
-                        self._fold(iv, closed, name)
+                        self._fold(iv, closed, names[0])
+                        names.pop(0)
                     if self._spread:
                         await anyio.lowlevel.checkpoint()
+                self._current = None
                 self._done(iv)
 
     def drain(self) -> None:
-        """Fold in, at once, every interval still queued (after the run: ``on_interval``
-        is not called, there is no run left to act on)."""
-        while self._queue:
-            iv, closed = self._queue.popleft()
-            iv.parts.append(_empty_part())
-            for name in closed.names():
-                self._fold(iv, closed, name)
+        """Fold in, at once, the interval being folded and every one still queued (after
+        the run: ``on_interval`` is not called, there is no run left to act on)."""
+        while self._current is not None or self._queue:
+            iv, closed, names = self._current or self._next()
+            while names:
+                self._fold(iv, closed, names.pop(0))
+            self._current = None
             self.intervals.append(iv)
+
+    def _next(self) -> tuple[Interval, MetricStore, list[str]]:
+        iv, closed = self._queue.popleft()
+        iv.parts.append(_empty_part())
+        self._current = (iv, closed, closed.names())
+        return self._current
 
     def _done(self, iv: Interval) -> None:
         self.intervals.append(iv)

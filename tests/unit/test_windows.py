@@ -199,16 +199,24 @@ def test_an_empty_window_in_the_middle_is_not_skipped() -> None:
 
 def test_a_breach_only_where_the_generator_stalled_is_untrustworthy() -> None:
     data = [[10] * 40 for _ in range(5)]
-    data[2] = [700] * 40
+    data[2] = [600] * 40  # 100 ms over the limit, in a window where the loop was 200 ms late
     intervals = _intervals(data, hiccups={2: 200})
     result = _judge(_one("p(95)<500", window="1s"), intervals)
     assert result.breached
     assert result.windows[2].stalled
     assert result.windows[2].hiccup_ns >= 200 * MS
     assert result.stalled.startswith(
-        "breached only in windows where the generator stalled beyond 50 ms: 2s–3s (late by 200"
+        "breached only in windows where the generator stalled beyond 50 ms, by no more than "
+        "it stalled: 2s–3s (late by 200"
     )
+    # a stall cannot explain more than itself: 900 ms against a 500 ms limit is the server's
+    data[2] = [900] * 40
+    beyond = _judge(_one("p(95)<500", window="1s"), _intervals(data, hiccups={2: 200}))
+    assert beyond.breached
+    assert beyond.windows[2].stalled
+    assert not beyond.stalled
     # a breach elsewhere too: the server's, whatever the stall
+    data[2] = [600] * 40
     data[4] = [700] * 40
     both = _judge(_one("p(95)<500", window="1s"), _intervals(data, hiccups={2: 200}))
     assert both.breached
@@ -225,7 +233,10 @@ def test_a_whole_run_breach_met_without_the_stalled_intervals_is_untrustworthy()
         min_tail_samples=1,
     )
     assert verdict.breached
-    assert verdict.stalled.startswith("met without the 1 interval(s) where the generator stalled")
+    assert verdict.stalled.startswith(
+        "met once the 1 interval(s) where the generator stalled beyond 50 ms (2s–3s (late by "
+        "300 ms)) are credited their stall"
+    )
     result.thresholds = [verdict]
     assert result.verdict == "untrustworthy"
     assert any("generator stalled" in line for line in result.untrustworthy)
@@ -432,3 +443,38 @@ def test_the_hdr_interval_log_reads_back_with_hdrhistogram(tmp_path: Any) -> Non
         ("http_req_duration.s", 3, 40),
     ]
     assert reader.get_start_time_sec() == 1_764_460_800.0
+
+
+def test_a_run_stopped_while_an_interval_is_folded_loses_nothing() -> None:
+    from pytest_certload.engine.keeper import IntervalKeeper
+    from pytest_certload.metrics import CounterSink
+
+    live, store, warm = MetricStore(), MetricStore(), MetricStore()
+    declare_builtins(live)
+    for i in range(50):
+        live.add_trend("http_req_duration", (i + 1) * MS, TAGS)
+        live.add_counter("http_reqs", 1, TAGS)
+        live.add_rate("http_req_failed", False, TAGS)
+    keeper = IntervalKeeper(live, store, warm, {}, spread=True)
+    keeper.cut(S)
+
+    async def main() -> bool:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(keeper.run)
+            for _ in range(3):  # let it fold a metric or two, then stop it mid-interval
+                await anyio.lowlevel.checkpoint()
+            tg.cancel_scope.cancel()
+        return not keeper.intervals
+
+    import anyio.lowlevel
+
+    assert anyio.run(main)  # cancelled before the interval was complete
+    keeper.drain()
+    assert len(keeper.intervals) == 1
+    reqs = store.select("http_reqs", {})
+    latency = store.select("http_req_duration", {})
+    assert isinstance(reqs, CounterSink)
+    assert reqs.count == 50
+    assert isinstance(latency, TrendSink)
+    assert latency.count == 50
+    assert keeper.intervals[0].select("http_req_duration", {}) is not None
