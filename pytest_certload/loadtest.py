@@ -18,6 +18,7 @@ item (``nodeid``, ``user_properties``, ``iter_markers``), a
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -35,6 +36,15 @@ from .engine import (
     StopRequest,
     judge_run,
     run_sync,
+)
+from .engine.capacity import (
+    CapacityResult,
+    CapacityStep,
+    contract_rate,
+    search,
+    step_scenario,
+    summarize,
+    thresholds_for,
 )
 from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
 from .interrupts import Interrupts
@@ -59,6 +69,10 @@ __all__ = [
 ]
 
 SMOKE_DEFAULT_NS = 20 * NS_PER_S
+CAPACITY_RAMP_NS = 2 * NS_PER_S
+CAPACITY_COOLDOWN_S = 2.0
+"""Pause after a failed capacity step, for the server to drain what it still holds."""
+"""Each capacity step ramps from the previous rate over this long (set apart as warm-up)."""
 #: keyword arguments of ``@pytest.mark.certload(...)``
 MARKER_KWARGS = (
     "smoke_duration",
@@ -284,7 +298,8 @@ class LoadTest:
         parsed = self._thresholds(thresholds)
         scs = [self._shortened(sc, smoke_duration) for sc in scenarios]
         result = self._execute(scs, parsed, http, self._item.nodeid)
-        return self._record(result, label)
+        capacity = self._capacity(scs, parsed, http, result, smoke_duration)
+        return self._record(result, label, capacity=capacity)
 
     def run_shared(
         self,
@@ -359,7 +374,8 @@ class LoadTest:
         _rejudge(view.scenarios[own], shared.result.health_limits, limits)
         view.thresholds = judge_run(parsed, view, min_tail_samples=self._min_tail_samples())
         others = tuple(name for name in shared.scenarios if name != own)
-        return self._record(view, label, group=group, ran_with=others)
+        capacity = self._capacity([scenarios[own]], parsed, http, view, smoke_duration)
+        return self._record(view, label, group=group, ran_with=others, capacity=capacity)
 
     def _thresholds(
         self, thresholds: Mapping[str, Any] | Sequence[Threshold] | None
@@ -384,17 +400,17 @@ class LoadTest:
     ) -> Scenario:
         """``sc`` with the duration the profile gives it: ``smoke_duration`` (the call's),
         else ``marker_smoke`` (a member test's marker) or this test's marker's."""
+        return self._duration_for(sc, self._smoke_ns(smoke_duration, marker_smoke))
+
+    def _smoke_ns(self, smoke_duration: str | None, marker_smoke: object = None) -> int | None:
+        """The smoke duration asked for: the call's, else a member's or this marker's."""
         source = self._item.nodeid
-        smoke_ns: int | None = None
         if smoke_duration is not None:
-            smoke_ns = _duration_ns(smoke_duration, f"smoke_duration of certload.run() in {source}")
-        else:
-            smoke = marker_smoke if marker_smoke is not None else self._marker.get("smoke_duration")
-            if smoke is not None:
-                smoke_ns = _duration_ns(
-                    smoke, f"smoke_duration of @pytest.mark.certload at {source}"
-                )
-        return self._duration_for(sc, smoke_ns)
+            return _duration_ns(smoke_duration, f"smoke_duration of certload.run() in {source}")
+        smoke = marker_smoke if marker_smoke is not None else self._marker.get("smoke_duration")
+        if smoke is None:
+            return None
+        return _duration_ns(smoke, f"smoke_duration of @pytest.mark.certload at {source}")
 
     def _health(self) -> HealthLimits:
         if "health" in self._marker:
@@ -415,16 +431,97 @@ class LoadTest:
         self._check_stack_after(result)
         return result
 
+    def _capacity(
+        self,
+        scenarios: Sequence[Scenario],
+        thresholds: list[Threshold],
+        http: HTTPOptions | None,
+        result: RunResult,
+        smoke_duration: str | None,
+    ) -> list[CapacityResult]:
+        """With ``--certload-capacity``: search each open-model scenario's capacity, if
+        the run at the contract rate passed (a failing contract rate fails the test as
+        it always does, with nothing more to search)."""
+        if not self.settings.capacity or not result.ok:
+            return []
+        found = []
+        for sc in scenarios:
+            if not sc.open_model or sc.name not in result.scenarios:
+                continue
+            found.append(self._search(sc, thresholds, http, result, smoke_duration))
+        return found
+
+    def _search(
+        self,
+        sc: Scenario,
+        thresholds: list[Threshold],
+        http: HTTPOptions | None,
+        result: RunResult,
+        smoke_duration: str | None,
+    ) -> CapacityResult:
+        settings = self.settings
+        contract = contract_rate(sc)
+        text = settings.capacity_max
+        ceiling = contract * float(text[:-1]) if text.endswith("x") else float(text)
+        dwell = settings.capacity_step_ns or self._smoke_ns(smoke_duration) or SMOKE_DEFAULT_NS
+        own = thresholds_for(sc.name, thresholds)
+        view = result.view(sc.name) if len(result.scenarios) > 1 else result
+        first = summarize(
+            contract,
+            view,
+            sc.name,
+            judge_run(own, view, min_tail_samples=self._min_tail_samples()),
+        )
+
+        def run_step(rate: float, previous: float) -> CapacityStep:
+            step = step_scenario(sc, rate, previous, dwell_ns=dwell, ramp_ns=CAPACITY_RAMP_NS)
+            what = f"capacity {sc.name} at {rate:,.0f}/s"
+            ran = self._execute([step], own, http, what)
+            found = summarize(rate, ran, sc.name, ran.thresholds)
+            if not found.passed:
+                # what the server still holds from this step must not count against the
+                # next one (which ramps up from the last passing rate)
+                time.sleep(CAPACITY_COOLDOWN_S)
+            return found
+
+        return search(
+            run_step,
+            scenario=sc.name,
+            contract=contract,
+            precision=settings.capacity_precision,
+            max_rate=ceiling,
+            deadline_s=settings.capacity_time_ns / NS_PER_S,
+            first=first,
+        )
+
     def _record(
-        self, result: RunResult, label: str, *, group: str = "", ran_with: tuple[str, ...] = ()
+        self,
+        result: RunResult,
+        label: str,
+        *,
+        group: str = "",
+        ran_with: tuple[str, ...] = (),
+        capacity: Sequence[CapacityResult] = (),
     ) -> RunResult:
         """Keep the run (run file, junit properties), then judge it for this test."""
         self.results.append(result)
         record = RunRecord(
-            self._item.nodeid, label, result, self.target, group=group, ran_with=ran_with
+            self._item.nodeid,
+            label,
+            result,
+            self.target,
+            group=group,
+            ran_with=ran_with,
+            capacity=tuple(capacity),
         )
         self._session.add(record)
         self._item.user_properties.extend(run_properties(result))
+        for found in capacity:
+            if found.capacity is not None:
+                self._item.user_properties.append(
+                    (f"certload.{found.scenario}.capacity_rps", f"{found.capacity:.1f}")
+                )
+            self._item.user_properties.append((f"certload.{found.scenario}.capacity", found.line()))
         if ran_with:
             self._item.user_properties.append(
                 ("certload.shared_run", f"{group}: ran with {', '.join(ran_with)}")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import RunResult
+from .engine.capacity import CapacityResult
 from .errors import ConfigError, RecordError
 from .intervals import write_hdr_log
 
@@ -117,6 +118,8 @@ class RunRecord:
     group: str = ""
     #: the other scenarios of that shared run (they ran at the same time)
     ran_with: tuple[str, ...] = ()
+    #: with --certload-capacity: each open-model scenario's capacity search
+    capacity: tuple[CapacityResult, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +129,7 @@ class RunRecord:
             "target": self.target,
             "group": self.group,
             "ran_with": list(self.ran_with),
+            "capacity": [c.to_dict() for c in self.capacity],
             "result": self.result.to_dict(),
         }
 
@@ -142,6 +146,8 @@ class RunRecord:
                 path=path,
                 group=str(data.get("group", "")),  # absent before shared runs existed
                 ran_with=tuple(str(name) for name in data.get("ran_with", ())),
+                # absent before capacity searches existed
+                capacity=tuple(CapacityResult.from_dict(c) for c in data.get("capacity", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise RecordError(

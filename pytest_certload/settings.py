@@ -12,6 +12,7 @@ This module imports no pytest: the plugin feeds it raw values and their sources.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -66,6 +67,31 @@ def _warmup(raw: str) -> int:
         return parse_duration_ns(raw, allow_zero=True)
     except ConfigError:
         raise OptionValueError("warm-up", f"0s for none, or {DURATION_GRAMMAR}") from None
+
+
+def _fraction(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise OptionValueError("fraction", "a number between 0 and 1, e.g. '0.1' for 10 %")
+    return value
+
+
+def _capacity_max(raw: str) -> str:
+    text = raw.strip().lower()
+    try:
+        value = float(text[:-1]) if text.endswith("x") else float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or not math.isfinite(value):
+        raise OptionValueError(
+            "rate ceiling",
+            "a multiple of the contract rate such as '20x', or iterations per second such "
+            "as '2000'",
+        )
+    return text
 
 
 def _progress(raw: str) -> int:
@@ -362,6 +388,57 @@ OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "--certload-capacity",
+        "certload_capacity",
+        _switch,
+        False,
+        "",
+        "search, for each open-model scenario whose contract rate passes, the highest "
+        "arrival rate at which its thresholds still hold (x2 steps, then bisection; see "
+        "docs/operator/scale.md); ini and env take true/false",
+        shown_default="off",
+        flag=True,
+    ),
+    Option(
+        "--certload-capacity-precision",
+        "certload_capacity_precision",
+        _fraction,
+        0.1,
+        "FRACTION",
+        "stop the capacity search when the first failing rate is within this fraction of "
+        "the last passing one",
+    ),
+    Option(
+        "--certload-capacity-step",
+        "certload_capacity_step",
+        _duration,
+        None,
+        "DURATION",
+        "how long each capacity step dwells at its rate, after a 2 s ramp (default: the "
+        "scenario's smoke duration)",
+        attr="capacity_step_ns",
+        shown_default="the smoke duration",
+    ),
+    Option(
+        "--certload-capacity-max",
+        "certload_capacity_max",
+        _capacity_max,
+        "20x",
+        "RATE",
+        "highest rate the capacity search may offer: a multiple of the contract rate "
+        "('20x') or iterations per second ('2000')",
+    ),
+    Option(
+        "--certload-capacity-time",
+        "certload_capacity_time",
+        _duration,
+        4 * 60 * NS_PER_S,
+        "DURATION",
+        "longest a capacity search may take per scenario (it reports what it found)",
+        attr="capacity_time_ns",
+        shown_default="4m",
+    ),
+    Option(
         "--certload-baseline",
         "certload_baseline",
         _baseline,
@@ -397,6 +474,11 @@ class Settings:
     targets: Mapping[str, str] | None
     tx: tuple[str, ...] | None
     isolate: bool
+    capacity: bool
+    capacity_precision: float
+    capacity_step_ns: int | None
+    capacity_max: str
+    capacity_time_ns: int
     baseline: str | None
     sources: Mapping[str, str] = field(default_factory=dict)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engine import RunResult
+from ..engine.capacity import CapacityResult
 from ..thresholds import ThresholdResult, WindowResult
 from ..units import format_ms, format_offset
 from .stats import window_origin_ns, window_value
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_WINDOWS_LISTED",
     "TLS_OFF",
     "breached_windows_text",
+    "capacity_steps_text",
     "counted_windows",
     "hiccup_text",
     "target_text",
@@ -138,3 +140,10 @@ def breached_windows_text(
     origin = window_origin_ns(result, r.threshold)
     where = f" (counted from {format_offset(origin)} into the run)" if origin else ""
     return f"breached windows{where}: {'; '.join(shown)}{more}"
+
+
+def capacity_steps_text(found: CapacityResult) -> str:
+    """Every rate the capacity search tried, in order: ``167/s ✓ 334/s ✓ 668/s ✗``
+    (``⊘``: the generator could not drive it)."""
+    marks = {"pass": "✓", "fail": "✗", "generator": "⊘"}
+    return " ".join(f"{step.rate:,.0f}/s {marks.get(step.verdict, '?')}" for step in found.steps)

@@ -184,6 +184,8 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
     hiccups = _hiccup_entry(result)
     if hiccups is not None:
         entry["generator_hiccup"] = hiccups
+    if record.capacity:
+        entry["capacity"] = {found.scenario: found.to_dict() for found in record.capacity}
     return entry
 
 

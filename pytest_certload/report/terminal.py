@@ -9,7 +9,13 @@ these lines.
 from __future__ import annotations
 
 from ..record import SessionRecord
-from .meta import TLS_OFF, breached_windows_text, hiccup_text, warmup_text
+from .meta import (
+    TLS_OFF,
+    breached_windows_text,
+    capacity_steps_text,
+    hiccup_text,
+    warmup_text,
+)
 from .stats import hiccup_stats, scenario_stats, warmup_stats
 
 __all__ = ["render"]
@@ -96,5 +102,8 @@ def render(session: SessionRecord) -> list[str]:
             lines.append(f"    ! unreachable: {url}")
         if result.aborted:
             lines.append(f"    ! aborted: {result.aborted}")
+        for found in record.capacity:
+            lines.append(f"  {found.line()}")
+            lines.append(f"    steps: {capacity_steps_text(found)}")
     lines += [f"! could not write {problem}" for problem in session.write_errors]
     return lines

@@ -1,6 +1,7 @@
 """A controlled-latency HTTP/1.1 server, run as its own process.
 
-    python tests/support/latency_server.py --port 0 [--delay-ms 20] [--tls-cert C --tls-key K]
+    python tests/support/latency_server.py --port 0 [--delay-ms 20] [--workers N] \
+        [--tls-cert C --tls-key K]
 
 Every path answers ``200 ok\\n`` after the configured delay (timers, not
 threads: one process holds thousands of delayed requests). Control endpoints
@@ -11,6 +12,8 @@ answer at once:
                                            S seconds from now
 * ``POST /_control/status?code=503&ratio=1.0``  answer a fraction with ``code``
                                            (deterministic: every 1/ratio-th request)
+* ``POST /_control/workers?n=N``          serve at most N requests at once (0: no limit);
+                                           the rest queue: capacity is N / delay
 * ``POST /_control/reset``                 back to the start-up settings, counters zeroed
 * ``GET  /_control/stats``                 JSON: requests served, in flight, settings
 
@@ -59,9 +62,16 @@ class State:
     in_flight: int = 0
     connections: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: at most this many requests in service at once (0: unlimited); the rest queue, so
+    #: the server's capacity is workers / delay requests per second
+    workers: int = 0
+    initial_workers: int = 0
+    busy: int = 0
+    waiting: deque[tuple[Any, Any, bool]] = field(default_factory=deque)
 
     def reset(self) -> None:
         self.delay_s = self.initial_delay_s
+        self.workers = self.initial_workers
         self.stall_until = 0.0
         self.fail_code = 0
         self.fail_ratio = 0.0
@@ -91,12 +101,13 @@ def _response(status: int, body: bytes, *, close: bool, ctype: bytes = b"text/pl
 
 
 class _Pending:
-    __slots__ = ("close", "data", "due", "ready")
+    __slots__ = ("close", "data", "due", "ready", "worker")
 
     def __init__(self) -> None:
         self.data = b""
         self.ready = False
         self.close = False
+        self.worker = False  # holds one of the server's workers until answered
         self.due = 0.0  # perf_counter() before which the answer must not leave
 
 
@@ -151,11 +162,35 @@ class HttpServerProtocol(asyncio.Protocol):
             self.flush()
             return
         self.state.in_flight += 1
+        state = self.state
+        if state.workers and state.busy >= state.workers:
+            state.waiting.append((self, item, method == b"HEAD"))
+            return
+        self.serve(item, method == b"HEAD")
+
+    def serve(self, item: _Pending, head: bool) -> None:
+        """Start serving ``item``: it is answered ``delay`` from now."""
+        if self.state.workers:
+            self.state.busy += 1
+            item.worker = True
         item.due = time.perf_counter() + self.state.delay_s
         if self.state.delay_s > 0 or self.state.stall_until > self.loop.time():
-            self.loop.call_later(self.state.delay_s, self.respond, item, method == b"HEAD")
+            self.loop.call_later(self.state.delay_s, self.respond, item, head)
         else:
-            self.respond(item, method == b"HEAD")
+            self.respond(item, head)
+
+    def release(self, item: _Pending) -> None:
+        """``item``'s worker is free: the next waiting request, if any, takes it."""
+        state = self.state
+        if not item.worker:
+            return
+        state.busy -= 1
+        while state.waiting and state.busy < max(state.workers, 1):
+            proto, waiting_item, head = state.waiting.popleft()
+            if proto.closing:
+                state.in_flight -= 1
+                continue
+            proto.serve(waiting_item, head)
 
     def respond(self, item: _Pending, head: bool) -> None:
         if self.closing:
@@ -182,6 +217,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if status != 200:
             self.state.failed += 1
         self.flush()
+        self.release(item)
 
     def flush(self) -> None:
         transport = self.transport
@@ -209,6 +245,8 @@ class HttpServerProtocol(asyncio.Protocol):
                 state.fail_code = int(query.get("code", "503"))
                 state.fail_ratio = float(query.get("ratio", "1.0"))
                 state.fail_acc = 0.0
+            elif action == "workers" and method == "POST":
+                state.workers = int(query["n"])
             elif action == "reset" and method == "POST":
                 state.reset()
             else:
@@ -230,7 +268,12 @@ class HttpServerProtocol(asyncio.Protocol):
 
 async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    state = State(initial_delay_s=args.delay_ms / 1000.0, delay_s=args.delay_ms / 1000.0)
+    state = State(
+        initial_delay_s=args.delay_ms / 1000.0,
+        delay_s=args.delay_ms / 1000.0,
+        workers=args.workers,
+        initial_workers=args.workers,
+    )
     ssl_ctx = None
     if args.tls_cert:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -258,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     args = parser.parse_args(argv)

@@ -166,6 +166,7 @@ def latency_server(
     delay_ms: float = 0.0,
     tls: TLSFiles | None = None,
     *,
+    workers: int = 0,
     host: str = "127.0.0.1",
     start_timeout_s: float = START_TIMEOUT_S,
 ) -> Iterator[LatencyServer]:
@@ -173,7 +174,7 @@ def latency_server(
     log_dir = Path(tempfile.mkdtemp(prefix="certload-latency-"))
     log_path = log_dir / "stderr.log"
     cmd = [sys.executable, str(LATENCY_SCRIPT), "--host", host, "--port", "0"]
-    cmd += ["--delay-ms", str(delay_ms)]
+    cmd += ["--delay-ms", str(delay_ms), "--workers", str(workers)]
     if tls is not None:
         cmd += ["--tls-cert", tls.cert, "--tls-key", tls.key]
     with open(log_path, "wb") as log:
