@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import RunResult
+from ..engine.capacity import CapacityResult
 from ..errors import BaselineError, RecordError
 from ..metrics import CounterSink, MetricStore, RateSink, TrendSink
 from ..record import SessionRecord, generator_version, machine, now_iso
-from .model import Baseline, ScenarioBaseline
+from .model import Baseline, CapacityBaseline, ScenarioBaseline
 
 __all__ = [
     "baseline_from_results",
@@ -52,11 +53,14 @@ def baseline_from_runs(
     *,
     name: str,
     metadata: Mapping[str, Any],
+    capacity: Sequence[tuple[str, CapacityResult]] = (),
 ) -> Baseline:
     """A baseline from ``(nodeid, result)`` pairs; runs of one scenario name are merged.
 
     ``metadata`` may give ``captured_at``, ``commit``, ``machine``, ``target``, ``profile``,
     ``http_backend`` and ``generator_version``; missing ones are filled from here.
+    ``capacity`` holds ``(nodeid, search)`` pairs: one answer is kept per test and
+    scenario, the last recorded.
     """
     if not runs:
         raise BaselineError(
@@ -81,7 +85,17 @@ def baseline_from_runs(
         http_backend=metadata.get("http_backend"),
         generator_version=str(metadata.get("generator_version") or generator_version()),
         scenarios={sc: _scenario_baseline(store, sc, ids) for sc, ids in tests.items()},
+        capacity=_capacity(capacity),
     )
+
+
+def _capacity(found: Sequence[tuple[str, CapacityResult]]) -> list[CapacityBaseline]:
+    """One answer per test and scenario (the last recorded), in the order first seen."""
+    kept: dict[tuple[str, str], CapacityBaseline] = {}
+    for nodeid, result in found:
+        if result.steps:
+            kept[nodeid, result.scenario] = CapacityBaseline.from_result(nodeid, result)
+    return list(kept.values())
 
 
 def baseline_from_session(session: SessionRecord, *, name: str = "current") -> Baseline:
@@ -97,6 +111,7 @@ def baseline_from_session(session: SessionRecord, *, name: str = "current") -> B
             "http_backend": session.http_backend,
             "generator_version": session.generator_version,
         },
+        capacity=[(r.nodeid, found) for r in session.records for found in r.capacity],
     )
 
 

@@ -127,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             save(baseline, path)
             scenarios = ", ".join(baseline.scenarios)
             print(f"saved baseline {path.stem!r} ({scenarios}) to {path}")
+            if baseline.capacity:
+                found = ", ".join(f"{c.scenario} ({c.test})" for c in baseline.capacity)
+                print(f"with the capacity of {found}")
             return 0
         if args.command == "compare":
             rule = Rule(

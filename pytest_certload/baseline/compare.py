@@ -5,20 +5,35 @@ baseline, 1 ms)``) and statistical evidence (the current quantile's confidence i
 lies entirely above the baseline's; see :mod:`.intervals`). A quantile is *not judged*
 when either run has too few samples for its interval (at 95 %: a p99 needs 368, a p95
 72); that is reported, never silently passed as a verdict.
+
+A capacity search (``--certload-capacity``) is judged per test and scenario by its
+bracket: the true capacity lies between the highest passing rate ``C`` and the lowest
+failing one ``F``; the bracket's width ``w`` is ``max(F - C, precision x C)`` (the
+precision alone when no rate failed). It is a **regression** when
+``C_now + w_now + w_base < C_base``: this run's whole bracket, widened by the baseline's,
+lies below the baseline's capacity, so it failed at a rate well below one the baseline
+passed. Two searches of one server never are one: each bracket holds the knee, so they
+overlap; and a step whose verdict flips anywhere within a band of ``precision x knee``
+around it cannot make one either (``C_base - w_base`` lies below that band, and this run
+passes every rate below it). An **improvement** is the mirror image. A generator-bound
+answer on either side is **not comparable** (the generator's limit, not the server's);
+a lower answer from a search that found no failing rate (the ceiling or the time limit
+ended it) is **not judged**: it is only a lower bound.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.capacity import format_rate
 from ..errors import BaselineError
 from ..metrics import TrendSink
 from ..units import format_ms
 from .intervals import min_samples, quantile_interval
-from .model import Baseline
+from .model import Baseline, CapacityBaseline
 
-__all__ = ["Comparison", "Finding", "Rule", "compare"]
+__all__ = ["CapacityFinding", "Comparison", "Finding", "Rule", "compare", "compare_capacity"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,18 @@ class Finding:
         return f"{self.metric}{{scenario:{self.scenario}}}"
 
 
+@dataclass(frozen=True)
+class CapacityFinding:
+    """One test's capacity search of one scenario, compared (see the module docstring)."""
+
+    test: str
+    scenario: str
+    verdict: str  # "regression", "improvement", "same", "not comparable", "not judged"
+    baseline: CapacityBaseline
+    current: CapacityBaseline
+    reason: str = ""
+
+
 @dataclass
 class Comparison:
     """Every finding of one comparison, and what could not be compared."""
@@ -65,14 +92,19 @@ class Comparison:
     rule: Rule
     findings: list[Finding]
     missing: list[str]
+    capacity: list[CapacityFinding] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[Finding]:
         return [f for f in self.findings if f.verdict == "regression"]
 
     @property
+    def capacity_regressions(self) -> list[CapacityFinding]:
+        return [f for f in self.capacity if f.verdict == "regression"]
+
+    @property
     def ok(self) -> bool:
-        return not self.regressions
+        return not self.regressions and not self.capacity_regressions
 
 
 def _judge(
@@ -116,6 +148,80 @@ def _interval(sink: TrendSink, lo: int, hi: int) -> tuple[int, int]:
     return (values[lo] if lo else 0, values[hi])
 
 
+def _r(value: float | None) -> str:
+    return "none" if value is None else f"{format_rate(value)}/s"
+
+
+def compare_capacity(base: CapacityBaseline, cur: CapacityBaseline) -> CapacityFinding:
+    """Judge one capacity search against its baseline (see the module docstring)."""
+
+    def found(verdict: str, reason: str) -> CapacityFinding:
+        return CapacityFinding(base.test, base.scenario, verdict, base, cur, reason)
+
+    for side, c in (("the baseline's", base), ("this run's", cur)):
+        if c.generator_bound:
+            return found(
+                "not comparable",
+                f"{side} search was generator-bound at {_r(c.generator_bound_rps)} "
+                f"({c.generator_bound_reason or 'the generator gave out'}): its capacity is a "
+                "lower bound of the server's; search again with more generator processes "
+                "(--certload-tx)",
+            )
+    c_base, c_now = base.capacity_rps or 0.0, cur.capacity_rps or 0.0
+    w_base, w_now = base.width_rps, cur.width_rps
+    if c_now + w_now + w_base < c_base:
+        if cur.first_fail_rps is None:
+            return found(
+                "not judged",
+                f"this run's search found no failing rate ({cur.stopped or 'it ended'}): "
+                f"its {_r(cur.capacity_rps)} is only a lower bound, below the baseline's "
+                f"{_r(base.capacity_rps)}",
+            )
+        return found(
+            "regression",
+            f"{_r(cur.capacity_rps)} is more than both brackets ({_r(w_now)} + {_r(w_base)}) "
+            f"below the baseline's {_r(base.capacity_rps)}; this run failed at "
+            f"{_r(cur.first_fail_rps)}",
+        )
+    if c_base + w_base + w_now < c_now:
+        if base.first_fail_rps is None:
+            return found(
+                "same",
+                f"the baseline's search found no failing rate ({base.stopped or 'it ended'}): "
+                f"its {_r(base.capacity_rps)} is only a lower bound",
+            )
+        return found(
+            "improvement",
+            f"{_r(cur.capacity_rps)} is more than both brackets ({_r(w_base)} + {_r(w_now)}) "
+            f"above the baseline's {_r(base.capacity_rps)}, which failed at "
+            f"{_r(base.first_fail_rps)}",
+        )
+    return found("same", "the two brackets are within the searches' precision of each other")
+
+
+def _capacity_findings(
+    baseline: Baseline, current: Baseline, missing: list[str]
+) -> list[CapacityFinding]:
+    now = {(c.test, c.scenario): c for c in current.capacity}
+    before = {(c.test, c.scenario): c for c in baseline.capacity}
+    out = []
+    for key, base in before.items():
+        cur = now.get(key)
+        if cur is None:
+            missing.append(
+                f"the capacity of {key[1]!r} in {key[0]} was not searched this time "
+                "(run with --certload-capacity)"
+            )
+            continue
+        out.append(compare_capacity(base, cur))
+    for test, scenario in now:
+        if (test, scenario) not in before:
+            missing.append(
+                f"the capacity of {scenario!r} in {test} has no baseline in {baseline.name!r}"
+            )
+    return out
+
+
 def compare(baseline: Baseline, current: Baseline, rule: Rule | None = None) -> Comparison:
     """Judge every gated metric of every scenario the two runs share."""
     rule = rule or Rule()
@@ -136,4 +242,5 @@ def compare(baseline: Baseline, current: Baseline, rule: Rule | None = None) -> 
     for name in current.scenarios:
         if name not in baseline.scenarios:
             missing.append(f"scenario {name!r} has no baseline in {baseline.name!r}")
-    return Comparison(baseline, current, rule, findings, missing)
+    capacity = _capacity_findings(baseline, current, missing)
+    return Comparison(baseline, current, rule, findings, missing, capacity)

@@ -3,7 +3,9 @@
 A baseline is one JSON file (``baselines/NAME.json``, :data:`BASELINE_FORMAT`) holding,
 per scenario, the merged HDR histogram of every time trend the scenario recorded, its
 request, failure and iteration counts, and where it came from: capture time, git
-commit, machine, target, profile.
+commit, machine, target, profile. A session run with ``--certload-capacity`` also leaves,
+per test and scenario, the capacity search's answer (:class:`CapacityBaseline`), under the
+optional key ``capacity``: baselines saved before it existed load with none.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.capacity import CapacityResult
 from ..errors import BaselineError
 from ..metrics import BUILTIN_METRICS, TrendSink
 
@@ -24,6 +27,7 @@ __all__ = [
     "DEFAULT_DIR",
     "NAME_RE",
     "Baseline",
+    "CapacityBaseline",
     "ScenarioBaseline",
     "load",
     "resolve_path",
@@ -81,6 +85,99 @@ class ScenarioBaseline:
         )
 
 
+def _rate(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class CapacityBaseline:
+    """One test's capacity search of one scenario: the bracket it closed and what bounded
+    it. Rates are offered iterations per second."""
+
+    test: str
+    scenario: str
+    contract_rps: float
+    #: the highest rate that passed (None: not even the contract rate did)
+    capacity_rps: float | None
+    #: the lowest rate the server failed at (None: no rate failed)
+    first_fail_rps: float | None
+    first_fail_reason: str = ""
+    #: the rate at which the generator, not the server, gave out (None: it never did)
+    generator_bound_rps: float | None = None
+    generator_bound_reason: str = ""
+    precision: float = 0.1
+    max_rps: float = 0.0
+    #: why the search ended before its bracket closed, if it did
+    stopped: str = ""
+
+    @classmethod
+    def from_result(cls, test: str, found: CapacityResult) -> CapacityBaseline:
+        fail = found.first_fail
+        bound = found.generator_bound
+        return cls(
+            test=test,
+            scenario=found.scenario,
+            contract_rps=found.contract_rate,
+            capacity_rps=found.capacity,
+            first_fail_rps=None if fail is None else fail.rate,
+            first_fail_reason="" if fail is None else fail.reason,
+            generator_bound_rps=None if bound is None else bound.rate,
+            generator_bound_reason="" if bound is None else bound.reason,
+            precision=found.precision,
+            max_rps=found.max_rate,
+            stopped=found.stopped,
+        )
+
+    @property
+    def generator_bound(self) -> bool:
+        """Whether the answer is the generator's: it gave out below any failing rate (as
+        :meth:`.CapacityResult.line` reads it)."""
+        bound = self.generator_bound_rps
+        return bound is not None and (self.first_fail_rps is None or bound < self.first_fail_rps)
+
+    @property
+    def width_rps(self) -> float:
+        """The bracket's width, at least the precision the search was asked for:
+        ``max(first fail - capacity, precision x capacity)`` (the latter alone when no
+        rate failed)."""
+        low = self.capacity_rps or 0.0
+        resolution = self.precision * low
+        if self.first_fail_rps is None:
+            return resolution
+        return max(self.first_fail_rps - low, resolution)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "scenario": self.scenario,
+            "contract_rps": self.contract_rps,
+            "capacity_rps": self.capacity_rps,
+            "first_fail_rps": self.first_fail_rps,
+            "first_fail_reason": self.first_fail_reason,
+            "generator_bound_rps": self.generator_bound_rps,
+            "generator_bound_reason": self.generator_bound_reason,
+            "precision": self.precision,
+            "max_rps": self.max_rps,
+            "stopped": self.stopped,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CapacityBaseline:
+        return cls(
+            test=str(data["test"]),
+            scenario=str(data["scenario"]),
+            contract_rps=float(data["contract_rps"]),
+            capacity_rps=_rate(data["capacity_rps"]),
+            first_fail_rps=_rate(data["first_fail_rps"]),
+            first_fail_reason=str(data.get("first_fail_reason", "")),
+            generator_bound_rps=_rate(data.get("generator_bound_rps")),
+            generator_bound_reason=str(data.get("generator_bound_reason", "")),
+            precision=float(data["precision"]),
+            max_rps=float(data.get("max_rps", 0.0)),
+            stopped=str(data.get("stopped", "")),
+        )
+
+
 @dataclass
 class Baseline:
     """A captured run: per-scenario histograms and where, when and against what."""
@@ -94,6 +191,8 @@ class Baseline:
     http_backend: str | None
     generator_version: str
     scenarios: dict[str, ScenarioBaseline]
+    #: with --certload-capacity: each test's capacity search, one per test and scenario
+    capacity: list[CapacityBaseline] = field(default_factory=list)
 
     @property
     def target_kind(self) -> str:
@@ -101,7 +200,7 @@ class Baseline:
         return str(self.target.get("kind") or "unknown")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "baseline_format": BASELINE_FORMAT,
             "name": self.name,
             "captured_at": self.captured_at,
@@ -113,6 +212,9 @@ class Baseline:
             "generator_version": self.generator_version,
             "scenarios": {name: sc.to_dict() for name, sc in self.scenarios.items()},
         }
+        if self.capacity:  # optional: a session without capacity searches writes none
+            data["capacity"] = [c.to_dict() for c in self.capacity]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "baseline") -> Baseline:
@@ -137,6 +239,8 @@ class Baseline:
                     name: ScenarioBaseline.from_dict(name, sc)
                     for name, sc in data["scenarios"].items()
                 },
+                # absent in baselines saved without (or before) capacity searches
+                capacity=[CapacityBaseline.from_dict(c) for c in data.get("capacity", ())],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BaselineError(

@@ -6,12 +6,28 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from ..engine.capacity import format_rate
 from ..report.meta import target_text
 from ..units import format_ms
-from .compare import Comparison, Finding, Rule
-from .model import Baseline
+from .compare import CapacityFinding, Comparison, Finding, Rule
+from .model import Baseline, CapacityBaseline
 
-__all__ = ["ReportLine", "comparison_lines", "finding_text", "markdown_table", "rule_text"]
+__all__ = [
+    "CAPACITY_RULE",
+    "ReportLine",
+    "capacity_finding_text",
+    "comparison_lines",
+    "finding_text",
+    "markdown_table",
+    "rule_text",
+]
+
+#: the capacity rule in one line (:mod:`.compare` has it in full)
+CAPACITY_RULE = (
+    "capacity regression = capacity down by more than both brackets (C_now + w_now + w_base "
+    "< C_base, w = max(first fail - capacity, precision x capacity)); generator-bound "
+    "answers are not compared"
+)
 
 
 class ReportLine(NamedTuple):
@@ -49,6 +65,26 @@ def finding_text(f: Finding) -> str:
     return text + (f"; {f.reason}" if f.reason else "")
 
 
+def _answer(c: CapacityBaseline) -> str:
+    """``700/s (first fail 750/s)``, ``400/s (generator-bound at 800/s)`` or
+    ``2,000/s (no failing rate)``."""
+    head = f"{format_rate(c.capacity_rps)}/s" if c.capacity_rps is not None else "none"
+    if c.generator_bound and c.generator_bound_rps is not None:
+        return f"{head} (generator-bound at {format_rate(c.generator_bound_rps)}/s)"
+    if c.first_fail_rps is not None:
+        return f"{head} (first fail {format_rate(c.first_fail_rps)}/s)"
+    return f"{head} (no failing rate)"
+
+
+def capacity_finding_text(f: CapacityFinding) -> str:
+    """``capacity agent_storm (tests/...::test_agent_storm): regression: 700/s (first fail
+    750/s) -> 400/s (first fail 440/s); 400/s is more than both brackets ...``."""
+    return (
+        f"capacity {f.scenario} ({f.test}): {f.verdict}: {_answer(f.baseline)} -> "
+        f"{_answer(f.current)}" + (f"; {f.reason}" if f.reason else "")
+    )
+
+
 def comparison_lines(c: Comparison, *, verbose: bool = True) -> list[ReportLine]:
     """The comparison as lines; ``verbose=False`` leaves out the unchanged quantiles."""
     base = c.baseline
@@ -78,11 +114,15 @@ def comparison_lines(c: Comparison, *, verbose: bool = True) -> list[ReportLine]
                 "(within the noise or below the minimum effect; -v lists them)"
             )
         )
+    if c.capacity:
+        out.append(ReportLine(CAPACITY_RULE))
+    for cf in c.capacity:
+        bad = cf.verdict == "regression"
+        out.append(ReportLine(f"  {'✗' if bad else '·'} {capacity_finding_text(cf)}", bad))
     out += [ReportLine(f"  ! {m}") for m in c.missing]
-    if c.regressions:
-        out.append(
-            ReportLine(f"{len(c.regressions)} regression(s) against baseline {base.name!r}", True)
-        )
+    regressions = len(c.regressions) + len(c.capacity_regressions)
+    if regressions:
+        out.append(ReportLine(f"{regressions} regression(s) against baseline {base.name!r}", True))
     else:
         out.append(ReportLine(f"no regression against baseline {base.name!r}"))
     return out

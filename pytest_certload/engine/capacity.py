@@ -42,6 +42,7 @@ __all__ = [
     "CapacityResult",
     "CapacityStep",
     "contract_rate",
+    "format_rate",
     "search",
     "step_scenario",
     "summarize",
@@ -133,22 +134,33 @@ class CapacityResult:
         """The step at which the generator, not the server, gave out (if it did)."""
         return next((s for s in self.steps if s.verdict == "generator"), None)
 
+    def bound(self) -> tuple[str, float | None, str]:
+        """What bounds the answer from above: ``("fail", rate, reason)`` (the server
+        failed there), ``("generator", rate, reason)`` (the generator gave out first) or
+        ``("none", None, why)`` (no rate failed: the ceiling or the time limit ended it)."""
+        fail = self.first_fail
+        bound = self.generator_bound
+        if bound is not None and (fail is None or bound.rate < fail.rate):
+            return "generator", bound.rate, bound.reason
+        if fail is not None:
+            return "fail", fail.rate, fail.reason
+        return "none", None, self.stopped
+
     def line(self) -> str:
         """``capacity <scenario>: <rate>/s (first fail <rate>/s: <why>)``."""
         cap = self.capacity
         head = f"capacity {self.scenario}: " + (
-            f"{_rate(cap)}/s" if cap is not None else "none (the contract rate fails)"
+            f"{format_rate(cap)}/s" if cap is not None else "none (the contract rate fails)"
         )
-        fail = self.first_fail
-        bound = self.generator_bound
-        if bound is not None and (fail is None or bound.rate < fail.rate):
+        kind, rate, reason = self.bound()
+        if kind == "generator" and rate is not None:
             return (
-                f"{head} (generator-bound at {_rate(bound.rate)}/s: {bound.reason}; the "
+                f"{head} (generator-bound at {format_rate(rate)}/s: {reason}; the "
                 "server may hold more: add generator processes with --certload-tx)"
             )
-        if fail is not None:
-            return f"{head} (first fail {_rate(fail.rate)}/s: {fail.reason})"
-        return f"{head} (no failure up to the ceiling {_rate(self.max_rate)}/s{self._why()})"
+        if kind == "fail" and rate is not None:
+            return f"{head} (first fail {format_rate(rate)}/s: {reason})"
+        return f"{head} (no failure up to the ceiling {format_rate(self.max_rate)}/s{self._why()})"
 
     def _why(self) -> str:
         return f"; {self.stopped}" if self.stopped else ""
@@ -182,7 +194,8 @@ class CapacityResult:
         )
 
 
-def _rate(value: float) -> str:
+def format_rate(value: float) -> str:
+    """A rate as capacity answers write it: ``1,250`` from 100 up, else 3 digits."""
     return f"{value:,.0f}" if value >= 100 else f"{value:,.3g}"
 
 
@@ -363,7 +376,7 @@ def search(
 
     while high is None:
         if low >= ceiling:
-            out.stopped = f"the rate ceiling of {_rate(ceiling)}/s was reached"
+            out.stopped = f"the rate ceiling of {format_rate(ceiling)}/s was reached"
             return out
         if out_of_time():
             return out

@@ -6,7 +6,11 @@ verdict, generator-health problems and stalls, and per scenario one chart (inlin
 drawn by matplotlib) with four panels: latency over time (p50/p95/p99 per interval, the
 warm-up shaded, breached windows in red, where the generator stalled hatched), the
 latency distribution as an HDR percentile plot, achieved against target rate, and failed
-requests / dropped iterations over time. The header names the target as recorded by the
+requests / dropped iterations over time. A test that ran a capacity search
+(``--certload-capacity``) gets, per searched scenario, the knee: latency percentiles and
+error rate against the offered rate, one point per step (pass, fail and generator-bound
+marked apart), the bracket of the answer shaded, the contract rate marked, the answer
+line as caption and the steps as a table. The header names the target as recorded by the
 stack (the certctl reference double is never called certctl) and the machine.
 
 Charts need matplotlib (``pip install 'pytest-certload[report]'``); without it the
@@ -25,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine import RunResult, ScenarioResult, TimelineRow
-from ..metrics import TrendSink
+from ..engine.capacity import CapacityResult, CapacityStep, format_rate
+from ..metrics import HTTP_REQ_DURATION, HTTP_REQ_FAILED, TrendSink
 from ..record import REPORT_FILE, RunRecord, SessionRecord, now_iso
 from ..thresholds import ThresholdResult, WindowResult
 from ..units import format_offset
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BREACHED_LABEL",
+    "CONTRACT_LABEL",
     "INSTALL_HINT",
     "STALLED_LABEL",
     "WARMUP_LABEL",
@@ -72,6 +78,14 @@ _COLORS = {"p50": "#1f77b4", "p95": "#ff7f0e", "p99": "#d62728", "target": "#555
 WARMUP_LABEL = "warm-up (not judged)"
 BREACHED_LABEL = "breached window"
 STALLED_LABEL = "generator stalled"
+#: what the knee chart marks: the contract rate (the thresholds' load) and step verdicts
+CONTRACT_LABEL = "contract rate"
+_VERDICTS = {
+    # verdict: (legend label, marker, filled)
+    "pass": ("pass", "o", True),
+    "fail": ("fail (the server)", "X", True),
+    "generator": ("generator-bound", "s", False),
+}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;
@@ -327,6 +341,245 @@ def _time_marks(ax: Axes, result: RunResult, sc: ScenarioResult) -> bool:
     return marked or bool(breached or stalled)
 
 
+# -- the knee of a capacity search ----------------------------------------------------------
+
+
+def _step_values(steps: Sequence[CapacityStep], attr: str, scale: float = 1.0) -> list[float]:
+    values = [getattr(s, attr) for s in steps]
+    return [math.nan if v is None else v * scale for v in values]
+
+
+def _scoped(th_tags: Mapping[str, str], scenario: str) -> bool:
+    """Whether a threshold selects exactly what a step measured: the scenario, or all."""
+    return all(k == "scenario" and v == scenario for k, v in th_tags.items())
+
+
+def _knee_limits(
+    thresholds: Sequence[ThresholdResult], scenario: str, metric: str
+) -> list[tuple[str, float]]:
+    """``(text, limit)`` of the thresholds on ``metric`` of the scenario a knee panel can
+    show: latency percentiles (ms) or the failed-request rate (as %)."""
+    out: dict[str, float] = {}
+    for r in thresholds:
+        th = r.threshold
+        if th.metric != metric or not _scoped(th.tags, scenario):
+            continue
+        if metric == HTTP_REQ_DURATION and th.percentile is not None:
+            out.setdefault(th.describe(), th.limit)
+        elif metric == HTTP_REQ_FAILED and th.aggregation == "rate":
+            out.setdefault(th.describe(), th.limit * 100)
+    return list(out.items())
+
+
+def _limit_lines(ax: Axes, limits: Sequence[tuple[str, float]], top: float) -> float:
+    """Dotted lines at the contract's limits that fit the scale; the highest drawn."""
+    highest = 0.0
+    for text, limit in limits:
+        if top and limit > 3 * top:
+            continue
+        highest = max(highest, limit)
+        ax.axhline(limit, ls="--", lw=1, color="#57606a")
+        ax.annotate(
+            text, (0.99, limit), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+            fontsize=8, color="#57606a",
+        )  # fmt: skip
+    return highest
+
+
+def _knee_marks(ax: Axes, found: CapacityResult, *, label: bool) -> list[Any]:
+    """Shade the bracket of the answer (capacity .. first fail, hatched up to where the
+    generator gave out) and mark the contract rate; the legend handles."""
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = []
+    low = found.capacity
+    kind, high, _ = found.bound()
+    if low is not None and high is not None:
+        if kind == "generator":
+            ax.axvspan(low, high, facecolor="none", edgecolor="#8c959f", hatch="//", lw=0, zorder=0)
+            handles.append(
+                Patch(
+                    facecolor="none",
+                    edgecolor="#8c959f",
+                    hatch="//",
+                    label=f"bracket {format_rate(low)}–{format_rate(high)}/s (generator-bound)",
+                )
+            )
+        else:
+            ax.axvspan(low, high, color="#cf222e", alpha=0.13, lw=0, zorder=0)
+            handles.append(
+                Patch(
+                    color="#cf222e",
+                    alpha=0.13,
+                    label=f"bracket {format_rate(low)}–{format_rate(high)}/s (capacity–first fail)",
+                )
+            )
+    line = ax.axvline(found.contract_rate, ls=":", lw=1.5, color=_COLORS["target"])
+    line.set_label(f"{CONTRACT_LABEL} {format_rate(found.contract_rate)}/s")
+    handles.append(line)
+    return handles if label else []
+
+
+def _verdict_points(
+    ax: Axes, steps: Sequence[CapacityStep], ys: Sequence[float], color: str, size: float = 6
+) -> None:
+    """One marker per step, its shape and fill by verdict."""
+    for verdict, (_, marker, filled) in _VERDICTS.items():
+        xs = [s.rate for s, y in zip(steps, ys, strict=True) if s.verdict == verdict]
+        vs = [y for s, y in zip(steps, ys, strict=True) if s.verdict == verdict]
+        if xs:
+            ax.plot(
+                xs, vs, ls="none", marker=marker, ms=size + (1 if marker == "X" else 0),
+                color=color, mfc=color if filled else "white", mew=1.3, zorder=3,
+            )  # fmt: skip
+
+
+def _draw_knee(found: CapacityResult, thresholds: Sequence[ThresholdResult], salt: str) -> str:
+    """A capacity search as an inline ``<svg>``: latency percentiles and error rate
+    against the offered rate, one point per step, sorted by rate."""
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    steps = sorted(found.steps, key=lambda s: s.rate)
+    rates = [s.rate for s in steps]
+    with mpl.rc_context(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": salt,
+            "font.size": 9,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    ):
+        fig = Figure(figsize=(11, 3.9))
+        fig.subplots_adjust(left=0.06, right=0.985, top=0.9, bottom=0.14, wspace=0.2)
+        ax_lat, ax_err = fig.subplots(1, 2)
+        _, high, _ = found.bound()
+        right = max([*rates, high or 0.0, found.contract_rate]) * 1.08
+
+        ax_lat.set_title(f"{HTTP_REQ_DURATION} per step (after its ramp)", loc="left")
+        passed: list[float] = []
+        every: list[float] = []
+        for key in ("p50", "p95", "p99"):
+            ys = _step_values(steps, f"{key}_ms")
+            ax_lat.plot(rates, ys, lw=1.2, color=_COLORS[key], zorder=2)
+            _verdict_points(ax_lat, steps, ys, _COLORS[key])
+            every += [y for y in ys if not math.isnan(y)]
+            passed += [y for s, y in zip(steps, ys, strict=True) if s.passed and not math.isnan(y)]
+        top = max(every, default=0.0)
+        drawn = _limit_lines(
+            ax_lat, _knee_limits(thresholds, found.scenario, HTTP_REQ_DURATION), top
+        )
+        handles = _knee_marks(ax_lat, found, label=True)
+        # a failing step's latency can be 100x a passing one's: log scale keeps both legible
+        if passed and min(passed) > 0 and top > 20 * max(passed):
+            ax_lat.set_yscale("log")
+        else:
+            ax_lat.set_ylim(bottom=0, top=max(top, drawn, 1e-3) * 1.15)
+        ax_lat.set_xlim(0, right)
+        ax_lat.set_xlabel("offered rate (iterations/s)")
+        ax_lat.set_ylabel("ms")
+        series = [Line2D([], [], color=_COLORS[k], lw=1.2, label=k) for k in ("p50", "p95", "p99")]
+        marks = [
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker=marker,
+                color="#1b1f23",
+                ms=6,
+                mfc="#1b1f23" if filled else "white",
+                label=text,
+            )
+            for verdict, (text, marker, filled) in _VERDICTS.items()
+            if any(s.verdict == verdict for s in steps)
+        ]
+        ax_lat.legend(handles=[*series, *marks, *handles], loc="best", fontsize=7, ncols=2)
+
+        ax_err.set_title("failed requests per step", loc="left")
+        errors = _step_values(steps, "error_rate", 100)
+        ax_err.plot(rates, errors, lw=1.2, color="#d62728", zorder=2)
+        _verdict_points(ax_err, steps, errors, "#d62728")
+        worst = max([e for e in errors if not math.isnan(e)], default=0.0)
+        drawn = _limit_lines(
+            ax_err, _knee_limits(thresholds, found.scenario, HTTP_REQ_FAILED), worst
+        )
+        _knee_marks(ax_err, found, label=False)
+        ax_err.set_xlim(0, right)
+        ax_err.set_ylim(bottom=0, top=max(worst, drawn, 0.1) * 1.15)
+        ax_err.set_xlabel("offered rate (iterations/s)")
+        ax_err.set_ylabel("% of requests")
+
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
+
+
+def _steps_table(found: CapacityResult) -> str:
+    """Every step in the order run: what it offered, achieved, measured and concluded."""
+    head = (
+        "<tr><th>#</th><th>offered/s</th><th>achieved/s</th><th class=l>verdict</th>"
+        "<th>requests</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>errors</th>"
+        "<th class=l>why</th></tr>"
+    )
+    body = []
+    for n, s in enumerate(found.steps, 1):
+        err = s.error_rate
+        body.append(
+            f"<tr class=step-{_e(s.verdict)}><td>{n}</td><td>{_e(format_rate(s.rate))}</td>"
+            f"<td>{_e(format_rate(s.achieved)) if s.achieved is not None else '–'}</td>"
+            f"<td class=l>{_e(_VERDICTS.get(s.verdict, (s.verdict,))[0])}</td>"
+            f"<td>{s.requests:,}</td><td>{_num(s.p50_ms)}</td><td>{_num(s.p95_ms)}</td>"
+            f"<td>{_num(s.p99_ms)}</td><td>{'–' if err is None else f'{err:.2%}'}</td>"
+            f"<td class=l>{_e(s.reason)}</td></tr>"
+        )
+    return f"<table class=steps>{head}{''.join(body)}</table>"
+
+
+def _knee_section(record: RunRecord, start_index: int, charts: bool) -> list[str]:
+    """A test's capacity searches, one figure per scenario; nothing without one."""
+    if not record.capacity:
+        return []
+    parts = ["<h3>Capacity</h3>"]
+    for k, found in enumerate(record.capacity):
+        kind, high, _ = found.bound()
+        data = {
+            "scenario": found.scenario,
+            "contract": f"{found.contract_rate:g}",
+            "capacity": "" if found.capacity is None else f"{found.capacity:g}",
+            "bound": kind,  # what closes the bracket: fail, generator or none
+            "bound-rate": "" if high is None else f"{high:g}",
+            "steps": str(len(found.steps)),
+        }
+        attrs = " ".join(f'data-{key}="{_e(value)}"' for key, value in data.items())
+        parts.append(
+            f'<figure class="chart knee" {attrs} id="knee-{start_index}-{k}">'
+            f"<figcaption>{_e(found.line())}</figcaption>"
+        )
+        if not found.steps:
+            parts.append('<p class="nochart">no step was run</p>')
+        elif charts:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    parts.append(
+                        _draw_knee(
+                            found, record.result.thresholds, f"certload-knee-{start_index}-{k}"
+                        )
+                    )
+            except Exception as exc:  # a chart must never cost the rest of the report
+                parts.append(f'<p class="nochart">chart failed: {_e(repr(exc))}</p>')
+        else:
+            parts.append(f'<p class="nochart">{_e(INSTALL_HINT)}</p>')
+        parts += [_steps_table(found), "</figure>"]
+    return parts
+
+
 # -- HTML -------------------------------------------------------------------------------------
 
 
@@ -487,6 +740,7 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
         else:
             parts.append(f'<p class="nochart">{_e(INSTALL_HINT)}</p>')
         parts.append("</figure>")
+    parts += _knee_section(record, start_index, charts)
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario, VirtualClock, run
+from pytest_certload.engine.capacity import CapacityResult, CapacityStep, search
 from pytest_certload.metrics import GENERATOR_HICCUP, tagset
 from pytest_certload.record import RunRecord, SessionRecord
 
@@ -188,3 +189,70 @@ def windowed_run(*, seed: int = 7) -> RunResult:
         return result
 
     return anyio.run(main)
+
+
+def knee_step(rate: float, *, knee: float, generator: float = float("inf")) -> CapacityStep:
+    """One capacity step of a model server that holds ``knee``/s: latency grows as the
+    offered rate nears it (an M/M/1-like curve) and breaks ``p(95)<40`` above it; above
+    ``generator``/s the generator, not the server, gives out."""
+    load = min(rate / knee, 0.999)
+    p50 = 5 / (1 - 0.8 * load)
+    p95, p99 = p50 * 1.4, p50 * 1.7
+    errors = 0.001
+    verdict, reason = "pass", ""
+    if rate > generator:
+        verdict, reason = "generator", "schedule lag p99 80 ms (limit 50 ms)"
+    elif rate > knee:
+        p95, p99, errors = 40 * rate / knee + 20, 120 * rate / knee, 0.004 * rate / knee
+        verdict = "fail"
+        reason = (
+            f"http_req_duration{{scenario:agent_storm}} p(95)<40: observed {p95:.1f} ms "
+            "over 2,000 samples (limit 40 ms)"
+        )
+    return CapacityStep(rate, rate * 0.998, verdict, reason, round(rate * 8), errors, p50, p95, p99)
+
+
+def knee_search(
+    knee: float,
+    *,
+    scenario: str = "agent_storm",
+    contract: float = 100.0,
+    generator: float = float("inf"),
+    precision: float = 0.1,
+    max_rate: float | None = None,
+) -> CapacityResult:
+    """The capacity search (the engine's) against :func:`knee_step`'s model server."""
+    found = search(
+        lambda rate, _previous: knee_step(rate, knee=knee, generator=generator),
+        scenario=scenario,
+        contract=contract,
+        precision=precision,
+        max_rate=max_rate,
+    )
+    return found
+
+
+def with_capacity(
+    output_dir: Path,
+    runs: Sequence[tuple[str, RunResult, Sequence[CapacityResult]]],
+    *,
+    double: bool = True,
+) -> SessionRecord:
+    """Like :func:`recorder_with`, each run with the capacity searches of its test."""
+    recorder = recorder_with(output_dir, [], double=double)
+    recorder.machine = {
+        "hostname": "ci-1",
+        "cpus": 4,
+        "platform": "Linux-6.8.0-x86_64",
+        "python": "3.11.9",
+    }
+    recorder.started_at, recorder.finished_at = (
+        "2026-11-27T10:00:00+00:00",
+        "2026-11-27T10:12:30+00:00",
+    )
+    recorder.generator_version = "0.4.0"
+    for nodeid, result, capacity in runs:
+        recorder.add(RunRecord(nodeid, "", result, recorder.target, capacity=tuple(capacity)))
+        recorder.outcomes[nodeid] = "passed" if result.ok else "failed"
+    recorder.write_index()
+    return recorder
