@@ -56,10 +56,12 @@ class IntervalKeeper:
         self._current: tuple[Interval, MetricStore, list[str]] | None = None
         self._wake = anyio.Event()
         self._cut_from = 0
+        self._cuts = 0  # intervals cut so far: the next one's index
 
     def cut(self, end_ns: int) -> None:
         """Close the current interval at ``end_ns`` (offset from the run start)."""
-        iv = Interval(len(self.intervals) + len(self._queue), self._cut_from, end_ns, [])
+        iv = Interval(self._cuts, self._cut_from, end_ns, [])
+        self._cuts += 1
         self._cut_from = end_ns
         self._queue.append((iv, self.live.rotate()))
         self._wake.set()

@@ -478,3 +478,30 @@ def test_a_run_stopped_while_an_interval_is_folded_loses_nothing() -> None:
     assert isinstance(latency, TrendSink)
     assert latency.count == 50
     assert keeper.intervals[0].select("http_req_duration", {}) is not None
+
+
+def test_intervals_cut_while_one_is_folded_keep_their_own_index() -> None:
+    from pytest_certload.engine.keeper import IntervalKeeper
+
+    live, store, warm = MetricStore(), MetricStore(), MetricStore()
+    declare_builtins(live)
+    keeper = IntervalKeeper(live, store, warm, {}, spread=True)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(keeper.run)
+            for i in range(4):
+                live.add_trend("http_req_duration", (i + 1) * MS, TAGS)
+                live.add_counter("http_reqs", 1, TAGS)
+                keeper.cut((i + 1) * S)
+                await anyio.lowlevel.checkpoint()  # the keeper is mid-fold when the next cut comes
+            for _ in range(50):
+                await anyio.lowlevel.checkpoint()
+            tg.cancel_scope.cancel()
+
+    import anyio.lowlevel
+
+    anyio.run(main)
+    keeper.drain()
+    assert [iv.index for iv in keeper.intervals] == [0, 1, 2, 3]
+    assert [iv.start_ns // S for iv in keeper.intervals] == [0, 1, 2, 3]
