@@ -15,13 +15,25 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AcmeError, CertctlError, ConfigError
 from ..http.tls import VerifyTypes, client_context
 from .acme.directory import AcmeDirectory
+from .acme.problems import ACME_ERROR
 from .ratelimit import is_api_rate_limit
+from .responses import json_object
 from .routes import AGENTS, CERTIFICATES, acme_directory_path, bearer
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = ["CertctlSetup"]
+
+_SERVER_INTERNAL = ACME_ERROR + "serverInternal"
+
+
+def _is_server_internal(response: httpx.Response) -> bool:
+    """A 500 problem document of type serverInternal."""
+    if response.status_code != 500:
+        return False
+    body = json_object(response.content)
+    return body is not None and body.get("type") == _SERVER_INTERNAL
 
 
 class CertctlSetup:
@@ -120,11 +132,21 @@ class CertctlSetup:
             response = self._client.get(url, headers=self.headers)
         except httpx.HTTPError as exc:
             raise CertctlError(f"GET {url} failed: {exc!r}") from exc
-        if response.status_code == 404:
+        if response.status_code == 404 or _is_server_internal(response):
+            # certctl answers an unknown profile with 500 serverInternal (the not-found
+            # branch never runs); the 404 is what its code intends
+            why = (
+                ", certctl's answer for a profile it does not have "
+                "(internal/repository/postgres/profile.go::scanProfile wraps sql.ErrNoRows, "
+                "so internal/service/acme.go::resolveProfile never reports not found)"
+                if response.status_code == 500
+                else ""
+            )
             raise CertctlError(
-                f"certctl has no ACME profile {profile!r} ({url} answered 404: "
-                f"{response.text[:200]!r}); pick one of its certificate profiles (the demo "
-                "seed has prof-standard-tls; prof-test is not seeded anywhere)."
+                f"certctl has no ACME profile {profile!r} ({url} answered "
+                f"{response.status_code}: {response.text[:200]!r}{why}); pick one of its "
+                "certificate profiles by overriding the certload_acme_profile fixture (the "
+                "demo seed has prof-standard-tls; prof-test is not seeded anywhere)."
             )
         if response.status_code != 200:
             raise CertctlError(self._explain("GET", url, response))

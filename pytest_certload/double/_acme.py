@@ -58,10 +58,27 @@ class AcmeProblem(Exception):
         self.extra = extra
 
     def response(self) -> Response:
+        """certctl's problem document: ``type, detail, status`` then ``subproblems`` and
+        ``identifier`` when set (its ``Problem`` struct's order), compact as Go writes it."""
         body: dict[str, Any] = {"type": ERR + self.kind, "detail": self.detail}
-        body.update(self.extra)
         body["status"] = self.status
-        return Response(self.status, json.dumps(body).encode(), PROBLEM)
+        body.update(self.extra)
+        return Response(self.status, json.dumps(body, separators=(",", ":")).encode(), PROBLEM)
+
+
+def server_error() -> AcmeProblem:
+    """certctl's catch-all: 500 serverInternal ``ACME server error``."""
+    return AcmeProblem(500, "serverInternal", "ACME server error")
+
+
+def unknown_profile() -> AcmeProblem:
+    """An ACME profile id certctl does not have. certctl answers 500, not its 404
+    ``profile not found``: ``internal/repository/postgres/profile.go``'s ``scanProfile``
+    wraps ``sql.ErrNoRows`` with ``%w`` and ``ProfileRepository.Get`` compares it with
+    ``==``, so the not-found branch of ``internal/service/acme.go::resolveProfile`` never
+    runs. The double copies it: a scenario that names a profile certctl lacks is wrong,
+    and its users must see what certctl does."""
+    return server_error()
 
 
 def _rfc3339(value: dt.datetime) -> str:
@@ -106,7 +123,7 @@ async def _load_profile(conn: psycopg.AsyncConnection[Any], ctx: Ctx) -> None:
     )
     row = await cur.fetchone()
     if row is None:
-        raise AcmeProblem(404, "userActionRequired", "profile not found")
+        raise unknown_profile()
     ctx.auth_mode, ctx.max_ttl_seconds = row[0], row[1]
 
 
@@ -134,7 +151,7 @@ def _acme_handler(func: Callable[[Ctx], Awaitable[Response]]) -> Handler:
             return AcmeProblem(exc.status, exc.kind, exc.detail).response()
         except psycopg.Error:
             log.exception("ACME database error on %s", request.path)
-            return AcmeProblem(500, "serverInternal", "ACME server error").response()
+            return server_error().response()
 
     wrapper.__name__ = func.__name__
     return wrapper
@@ -160,7 +177,7 @@ async def _profile_and_nonce(ctx: Ctx) -> bytes:
         cur = await conn.execute(_PROFILE_AND_NONCE, [ctx.profile_id, nonce, ttl])
         row = await cur.fetchone()
     if row is None or row[0] == 0:
-        raise AcmeProblem(404, "userActionRequired", "profile not found")
+        raise unknown_profile()
     return nonce.encode()
 
 
@@ -201,19 +218,21 @@ async def renewal_info(ctx: Ctx) -> Response:
     if not config.acme_ari_enabled:
         return Response(404, b"404 page not found\n", b"text/plain; charset=utf-8")
     cert_id = ctx.request.params["cert_id"]
-    aki_part, dot, serial_part = cert_id.partition(".")
-    try:
-        if not dot or not aki_part or not serial_part:
-            raise ValueError("expected <aki>.<serial>")
-        b64u_decode(aki_part)
-        serial_bytes = b64u_decode(serial_part)
-        if not serial_bytes:
-            raise ValueError("empty serial")
-    except ValueError as exc:
-        raise AcmeProblem(400, "malformed", f"invalid ARI certificate id: {exc}") from None
-    serial = int.from_bytes(serial_bytes, "big")
     async with ctx.app.pool.connection() as conn:
+        # certctl resolves the profile before it parses the id: an unknown profile is a
+        # 500 even when the id is malformed
         await _load_profile(conn, ctx)
+        aki_part, dot, serial_part = cert_id.partition(".")
+        try:
+            if not dot or not aki_part or not serial_part:
+                raise ValueError("expected <aki>.<serial>")
+            b64u_decode(aki_part)
+            serial_bytes = b64u_decode(serial_part)
+            if not serial_bytes:
+                raise ValueError("empty serial")
+        except ValueError as exc:
+            raise AcmeProblem(400, "malformed", f"invalid ARI certificate id: {exc}") from None
+        serial = int.from_bytes(serial_bytes, "big")
         cur = await conn.execute(
             "SELECT not_before, not_after FROM certificate_versions"
             " WHERE serial_number IN (%s, %s) ORDER BY created_at DESC LIMIT 1",
@@ -248,12 +267,18 @@ class Verified:
 
 
 async def _verify(ctx: Ctx, conn: psycopg.AsyncConnection[Any], *, use_jwk: bool) -> Verified:
-    """certctl's order: parse, consume the nonce, check url, resolve the key, verify."""
+    """certctl's order (``internal/api/acme/jws.go::VerifyJWS``, after the handler has
+    resolved the profile): parse, check ``url``, consume the nonce, kid or jwk, resolve
+    the key, verify the signature. A wrong ``url`` leaves the nonce unused; every later
+    failure has spent it."""
     request = ctx.request
     if len(request.body) > MAX_JWS_BYTES or request.too_large:
         raise AcmeProblem(400, "malformed", "JWS body too large")
     jws = parse_jws(request.body)
     await _load_profile(conn, ctx)
+    expected_url = f"https://{request.headers.get('host', '')}{request.path}"
+    if jws.protected.get("url") != expected_url:
+        raise AcmeProblem(401, "unauthorized", "protected header `url` mismatch or missing")
     nonce = jws.protected.get("nonce")
     if not isinstance(nonce, str) or not nonce:
         raise AcmeProblem(400, "badNonce", "JWS has no nonce")
@@ -264,11 +289,6 @@ async def _verify(ctx: Ctx, conn: psycopg.AsyncConnection[Any], *, use_jwk: bool
     )
     if await cur.fetchone() is None:
         raise AcmeProblem(400, "badNonce", "invalid, expired or already used nonce")
-    expected_url = f"https://{request.headers.get('host', '')}{request.path}"
-    if jws.protected.get("url") != expected_url:
-        raise AcmeProblem(
-            401, "unauthorized", f"JWS url does not match the request URL {expected_url}"
-        )
     has_jwk = "jwk" in jws.protected
     has_kid = "kid" in jws.protected
     if has_jwk == has_kid:
@@ -301,11 +321,12 @@ async def _verify(ctx: Ctx, conn: psycopg.AsyncConnection[Any], *, use_jwk: bool
 
 
 def _account_body(ctx: Ctx, account_id: str, status: str, contact: Any) -> dict[str, Any]:
-    return {
-        "status": status,
-        "contact": contact or [],
-        "orders": ctx.url(f"account/{account_id}/orders"),
-    }
+    """certctl's account object: ``contact`` is omitted when empty (``omitempty``)."""
+    body: dict[str, Any] = {"status": status}
+    if contact:
+        body["contact"] = contact
+    body["orders"] = ctx.url(f"account/{account_id}/orders")
+    return body
 
 
 async def _reply(
@@ -363,7 +384,7 @@ async def account(ctx: Ctx) -> Response:
     async with ctx.app.pool.connection() as conn:
         v = await _verify(ctx, conn, use_jwk=False)
         if ctx.request.params["acc_id"] != v.account_id:
-            raise AcmeProblem(403, "unauthorized", "kid does not match the account URL")
+            raise AcmeProblem(401, "unauthorized", "kid does not match the account URL")
         assert v.account is not None
         status, contact = v.account["status"], v.account["contact"]
         payload = v.payload if isinstance(v.payload, dict) else {}
@@ -400,30 +421,47 @@ def _order_limit_allows(app: DoubleApp, account_id: str) -> bool:
     return False
 
 
+def _rejected(
+    detail: str, kind: str, value: str, problem: str = "rejectedIdentifier"
+) -> dict[str, Any]:
+    """One subproblem, every key certctl sends: type, detail, status, identifier."""
+    return {
+        "type": ERR + problem,
+        "detail": detail,
+        "status": 400,
+        "identifier": {"type": kind, "value": value},
+    }
+
+
 def _identifiers(payload: Any) -> list[dict[str, str]]:
+    """certctl's identifier rules (``internal/api/acme/order.go::ValidateIdentifiers``):
+    ``dns`` (any case) with a value; a missing or empty list is rejected too. Every
+    rejection is 400 rejectedIdentifier with one subproblem per refused identifier."""
     raw = payload.get("identifiers") if isinstance(payload, dict) else None
-    if not isinstance(raw, list) or not raw:
-        raise AcmeProblem(400, "malformed", "order needs at least one identifier")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list) or not all(
+        isinstance(i, dict) and all(isinstance(i.get(k) or "", str) for k in ("type", "value"))
+        for i in raw
+    ):
+        raise AcmeProblem(400, "malformed", "identifiers must be a list of {type, value}")
+    if not raw:
+        raise AcmeProblem(
+            400,
+            "rejectedIdentifier",
+            "unsupported identifier",
+            subproblems=[_rejected("new-order needs at least one identifier", "", "", "malformed")],
+        )
     result: list[dict[str, str]] = []
     subproblems: list[dict[str, Any]] = []
     for item in raw:
-        kind = item.get("type") if isinstance(item, dict) else None
-        value = item.get("value") if isinstance(item, dict) else None
-        if (
-            not isinstance(kind, str)
-            or kind.lower() != "dns"
-            or not isinstance(value, str)
-            or not value
-        ):
-            subproblems.append(
-                {
-                    "type": ERR + "rejectedIdentifier",
-                    "detail": "only non-empty dns identifiers are supported",
-                    "identifier": item if isinstance(item, dict) else {},
-                }
-            )
-            continue
-        result.append({"type": kind, "value": value})
+        kind, value = item.get("type") or "", item.get("value") or ""
+        if kind.lower() != "dns":
+            subproblems.append(_rejected(f"identifier type {kind!r} is not supported", kind, value))
+        elif not value:
+            subproblems.append(_rejected("identifier value is empty", kind, value))
+        else:
+            result.append({"type": kind, "value": value})
     if subproblems:
         raise AcmeProblem(
             400, "rejectedIdentifier", "unsupported identifier", subproblems=subproblems
@@ -786,15 +824,21 @@ async def certificate(ctx: Ctx) -> Response:
         v = await _verify(ctx, conn, use_jwk=False)
         cert_id = ctx.request.params["cert_id"]
         cur = await conn.execute(
-            "SELECT v.pem_chain FROM certificate_versions v"
-            " JOIN acme_orders o ON o.certificate_id = v.certificate_id"
-            " WHERE v.certificate_id = %s AND o.account_id = %s"
-            " ORDER BY v.created_at DESC LIMIT 1",
-            [cert_id, v.account_id],
+            "SELECT v.pem_chain, EXISTS (SELECT 1 FROM acme_orders o"
+            " WHERE o.certificate_id = c.id AND o.account_id = %s)"
+            " FROM managed_certificates c"
+            " LEFT JOIN certificate_versions v ON v.certificate_id = c.id"
+            " WHERE c.id = %s ORDER BY v.created_at DESC NULLS LAST LIMIT 1",
+            [v.account_id, cert_id],
         )
         row = await cur.fetchone()
-        if row is None:
-            raise AcmeProblem(404, "malformed", "certificate not found")
+        if row is None or row[0] is None:
+            # certctl: the certificate scan wraps sql.ErrNoRows like scanAgent does, so an
+            # id it does not have is a 500 serverInternal, not a 404 (copied)
+            raise server_error()
+        if not row[1]:
+            # certctl's ownership check is a stub that passes; the double refuses
+            raise AcmeProblem(403, "unauthorized", "certificate belongs to another account")
         return await _reply(ctx, conn, 200, row[0].encode(), content_type=PEM_CHAIN)
 
 
@@ -825,7 +869,8 @@ async def revoke_cert(ctx: Ctx) -> Response:
         try:
             cert = x509.load_der_x509_certificate(b64u_decode(str(payload.get("certificate"))))
         except ValueError:
-            raise AcmeProblem(400, "malformed", "certificate is not base64url DER") from None
+            # certctl files a payload that is not a certificate under badCSR
+            raise AcmeProblem(400, "badCSR", "certificate is not base64url DER") from None
         reason_code = payload.get("reason", 0)
         reason = _REVOCATION_REASONS.get(reason_code, "unspecified")
         serial = serial_hex(cert.serial_number)

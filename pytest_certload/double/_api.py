@@ -16,7 +16,16 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ..errors import ConfigError
-from ._http import HttpError, Request, Response, json_response, raw_json
+from ._http import (
+    TEXT,
+    HttpError,
+    Request,
+    Response,
+    decode_json,
+    go_atoi,
+    json_response,
+    raw_json,
+)
 
 if TYPE_CHECKING:
     from ._app import DoubleApp
@@ -90,20 +99,17 @@ JOB_JSON = f"""(jsonb_build_object(
 # -- small helpers --------------------------------------------------------------------
 
 
+def _query_int(request: Request, name: str, low: int, high: int) -> int | None:
+    """A query value as certctl's handlers read it (``strconv.Atoi``, then a range check):
+    None when absent, not a Go integer (``1_0``, `` 5``) or out of [low, high]."""
+    value = go_atoi(request.query.get(name, ""))
+    return value if value is not None and low <= value <= high else None
+
+
 def _page(request: Request) -> tuple[int, int]:
     """certctl's page/per_page: bad or out-of-range values fall back silently."""
-    try:
-        page = int(request.query.get("page", "1"))
-    except ValueError:
-        page = 1
-    try:
-        per_page = int(request.query.get("per_page", "50"))
-    except ValueError:
-        per_page = 50
-    if page < 1:
-        page = 1
-    if per_page < 1 or per_page > 500:
-        per_page = 50
+    page = _query_int(request, "page", 1, 2**63 - 1) or 1
+    per_page = _query_int(request, "per_page", 1, 500) or 50
     return page, per_page
 
 
@@ -206,14 +212,27 @@ async def version(app: DoubleApp, request: Request) -> Response:
     )
 
 
+async def head_refused_text(app: DoubleApp, request: Request) -> Response:
+    """HEAD on /health, /ready, /api/v1/version: those handlers of certctl accept GET only
+    and refuse anything else with ``http.Error`` (text/plain; the body is not sent)."""
+    return Response(405, b"Method not allowed\n", TEXT, [(b"x-content-type-options", b"nosniff")])
+
+
+async def head_refused_json(app: DoubleApp, request: Request) -> Response:
+    """HEAD on a REST GET route: certctl's handlers check the method themselves and answer
+    405 with their JSON error (no request id; the body is not sent)."""
+    return json_response(405, {"error": "Method Not Allowed", "message": "Method not allowed"})
+
+
 # -- certificates ---------------------------------------------------------------------
 
+#: certctl's CreateCertificate checks in this order, common_name (and its rules) first
 _REQUIRED_CERT_FIELDS = (
-    "name",
     "common_name",
     "owner_id",
     "team_id",
     "issuer_id",
+    "name",
     "renewal_policy_id",
 )
 
@@ -246,9 +265,8 @@ async def create_certificate(app: DoubleApp, request: Request) -> Response:
     for name in _REQUIRED_CERT_FIELDS:
         if not fields[name]:
             raise HttpError(400, f"{name} is required")
-    problem = validate_common_name(fields["common_name"])
-    if problem is not None:
-        raise HttpError(400, problem)
+        if name == "common_name" and (problem := validate_common_name(fields[name])):
+            raise HttpError(400, problem)
     params = (
         fields["id"] or app.next_id("cert"),
         fields["name"],
@@ -346,16 +364,10 @@ async def list_certificates(app: DoubleApp, request: Request) -> Response:
             f"FROM jsonb_each({json_expr}) AS e(k, v) WHERE k = ANY(%s))"
         )
     cursor = query.get("cursor", "")
-    if cursor:
-        return await _list_by_cursor(app, query, where, params, json_expr, fields, cursor)
     page, per_page = _page(request)
-    limit = per_page
-    try:
-        page_size = int(query.get("page_size", "0"))
-    except ValueError:
-        page_size = 0
-    if 0 < page_size <= 500:
-        limit = page_size
+    limit = _query_int(request, "page_size", 1, 500) or per_page
+    if cursor:
+        return await _list_by_cursor(app, where, params, json_expr, fields, cursor, limit)
     sort = query.get("sort", "")
     descending = sort.startswith("-") or query.get("sort_desc") == "true"
     column = _SORT_COLUMNS.get(sort.lstrip("-"), "c.created_at")
@@ -376,19 +388,13 @@ async def list_certificates(app: DoubleApp, request: Request) -> Response:
 
 async def _list_by_cursor(
     app: DoubleApp,
-    query: dict[str, str],
     where: str,
     params: list[Any],
     json_expr: str,
     fields: list[str],
     cursor: str,
+    page_size: int,
 ) -> Response:
-    try:
-        page_size = int(query.get("page_size", "50"))
-    except ValueError:
-        page_size = 50
-    if page_size < 1 or page_size > 500:
-        page_size = 50
     position = _decode_cursor(cursor)
     cursor_where = where
     cursor_params = list(params)
@@ -723,17 +729,11 @@ _HEARTBEAT_FIELDS = ("version", "hostname", "os", "architecture", "ip_address")
 
 
 async def heartbeat(app: DoubleApp, request: Request) -> Response:
-    metadata = dict.fromkeys(_HEARTBEAT_FIELDS, "")
-    if request.body and not request.too_large:
-        try:
-            decoded = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            decoded = None
-        if isinstance(decoded, dict):
-            for name in _HEARTBEAT_FIELDS:
-                value = decoded.get(name)
-                if isinstance(value, str):
-                    metadata[name] = value
+    """certctl's heartbeat, including its answer for an agent it does not have: 500
+    ``Failed to record heartbeat`` (``internal/repository/postgres/agent.go``: ``scanAgent``
+    wraps ``sql.ErrNoRows`` and ``AgentRepository.Get`` compares it with ``==``, so the
+    handler's 404 branch never runs). A retired agent is 410."""
+    metadata = _heartbeat_metadata(request)
     params: dict[str, str] = {"id": request.params["id"], **metadata}
     try:
         async with app.pool.connection() as conn:
@@ -743,10 +743,29 @@ async def heartbeat(app: DoubleApp, request: Request) -> Response:
         raise HttpError(500, "Failed to record heartbeat") from None
     assert row is not None
     if row[0] == 0:
-        raise HttpError(404, "Agent not found")
+        raise HttpError(500, "Failed to record heartbeat")
     if row[1]:
         raise HttpError(410, "Agent has been retired")
     return Response(200, b'{"status":"heartbeat_recorded"}')
+
+
+def _heartbeat_metadata(request: Request) -> dict[str, str]:
+    """The optional metadata body as certctl's handler decodes it: the first JSON value
+    (trailing bytes ignored); any decoding error (a field of the wrong type included)
+    means no metadata at all."""
+    metadata = dict.fromkeys(_HEARTBEAT_FIELDS, "")
+    if not request.body or request.too_large:
+        return metadata
+    try:
+        decoded = decode_json(request.body)
+    except ValueError:
+        return metadata
+    if not isinstance(decoded, dict):
+        return metadata
+    values = {name: decoded.get(name) for name in _HEARTBEAT_FIELDS}
+    if not all(v is None or isinstance(v, str) for v in values.values()):
+        return metadata
+    return {name: value or "" for name, value in values.items()}
 
 
 # -- jobs -----------------------------------------------------------------------------

@@ -53,6 +53,16 @@ _SECURITY_HEADERS = [
 ]
 
 
+def _first_values(raw_query: bytes) -> dict[str, str]:
+    """The query string as certctl's handlers read it: ``url.Values.Get`` returns the
+    first value of a repeated name."""
+    query: dict[str, str] = {}
+    if raw_query:
+        for name, value in parse_qsl(raw_query.decode("latin-1")):
+            query.setdefault(name, value)
+    return query
+
+
 class DroppedByFault(Exception):
     """Raised after a partial response to make the server abort the connection/stream."""
 
@@ -144,7 +154,9 @@ class DoubleApp:
             headers.append((b"content-type", response.content_type))
         headers.extend(response.headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        # a HEAD answer has headers only, whatever its handler wrote (as in Go's server)
+        body = b"" if method == "HEAD" else response.body
+        await send({"type": "http.response.body", "body": body})
         if self.log_requests:
             log.info(
                 "request method=%s path=%s status=%d duration_ms=%.3f request_id=%s",
@@ -221,7 +233,7 @@ class DoubleApp:
             key = auth
         body, too_large = await self._read_body(receive)
         raw_query: bytes = scope.get("query_string", b"")
-        query = dict(parse_qsl(raw_query.decode("latin-1"))) if raw_query else {}
+        query = _first_values(raw_query)
         handler, params, allowed = self.router.resolve(method, path)
         request = Request(method, path, query, headers, body, too_large, client_ip, request_id)
         request.key = key

@@ -22,13 +22,45 @@ __all__ = [
     "Response",
     "Router",
     "TokenBuckets",
+    "decode_json",
     "error_response",
+    "go_atoi",
     "json_response",
     "plain_error",
 ]
 
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_INT64_MAX = 2**63 - 1
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python reads NaN and Infinity; Go does not
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def decode_json(body: bytes) -> Any:
+    """The first JSON value of ``body``, as Go's ``json.Decoder.Decode`` reads it: bytes
+    after that value are never looked at (``{"a":1} trailing`` decodes to ``{"a": 1}``).
+    An empty body, a truncated value, ``NaN`` or bad UTF-8 raise ValueError."""
+    text = body.decode("utf-8")
+    start = len(text) - len(text.lstrip(" \t\r\n"))
+    value, _ = _DECODER.raw_decode(text, start)
+    return value
+
+
+def go_atoi(text: str) -> int | None:
+    """Go's ``strconv.Atoi``: optional sign and ASCII digits only, within int64; anything
+    else (``1_0``, `` 5``, ``5.0``, ``１``) is None, where Python's ``int()`` would accept
+    some of them."""
+    if not _GO_INT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else None
 
 
 @dataclass(slots=True)
@@ -49,12 +81,16 @@ class Request:
         if self.too_large:
             raise HttpError(400, "Invalid request body")
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+            return decode_json(self.body)
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError included
             raise HttpError(400, "Invalid request body") from None
 
     def json_object(self) -> dict[str, Any]:
+        """The body decoded into a Go struct: an object, or ``null`` (a no-op in Go: every
+        field keeps its zero value); anything else is 400."""
         value = self.json_body()
+        if value is None:
+            return {}
         if not isinstance(value, dict):
             raise HttpError(400, "Invalid request body")
         return value
@@ -114,7 +150,12 @@ class Router:
         self.exact: dict[str, dict[str, Handler]] = {}
         self.patterns: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
+    def add(self, method: str, path: str, handler: Handler, *, head: Handler | None = None) -> None:
+        """Route ``method path`` to ``handler``. Go's mux sends HEAD to a GET route's
+        handler: ``head`` is what that handler does with it; without one, an exact GET
+        path answers HEAD with its GET handler (the body is dropped when sent)."""
+        if head is not None:
+            self.add("HEAD", path, head)
         if "{" not in path:
             self.exact.setdefault(path, {})[method] = handler
             if method == "GET":

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 __all__ = [
     "ALLOWED_ALGS",
+    "SIGNATURE_INVALID",
     "JWSError",
     "ParsedJWS",
     "PublicKey",
@@ -163,8 +164,14 @@ def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     return b64u_encode(hashlib.sha256(canonical.encode()).digest())
 
 
+#: certctl's answer to a signature that does not verify (``internal/api/acme/jws.go``,
+#: ``VerifyJWS`` and ``MapJWSErrorToProblem``): 401 unauthorized, on the jwk and kid paths
+SIGNATURE_INVALID = "signature did not verify"
+
+
 def verify_signature(jws: ParsedJWS, key: PublicKey) -> None:
-    """Check the signature with ``key``; the algorithm must fit the key."""
+    """Check the signature with ``key``. A signature that does not verify, or an algorithm
+    that does not fit the key (go-jose's ``Verify`` fails both), is 401 unauthorized."""
     alg = jws.protected.get("alg")
     data = jws.signing_input
     try:
@@ -179,6 +186,6 @@ def verify_signature(jws: ParsedJWS, key: PublicKey) -> None:
         elif alg == "EdDSA" and isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(jws.signature, data)
         else:
-            raise JWSError("malformed", f"algorithm {alg} does not match the key type")
+            raise InvalidSignature
     except InvalidSignature:
-        raise JWSError("malformed", "JWS signature verification failed") from None
+        raise JWSError("unauthorized", SIGNATURE_INVALID, 401) from None

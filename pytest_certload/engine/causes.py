@@ -6,6 +6,11 @@ the start of the first body that came with it, every transport-error kind (``con
 ``tls``, ``timeout``, ``reset``, ``protocol``) with its count, and the first few distinct
 transport-error texts. Request headers are never kept. Workers' samples merge exactly
 (counts add up; the first texts and bodies, in worker order, are kept).
+
+Some of certctl's answers mislead by their status alone: it answers 500, not 404, for
+ids it does not have. :data:`KNOWN_ANSWERS` recognises them by status and body, and
+:meth:`RequestErrors.lines` says what they mean (certctl's file and function) and what
+to check, under the line that counts them.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from typing import Any
 from ..redaction import redact_url
 
 __all__ = [
+    "KNOWN_ANSWERS",
     "MAX_BODY_BYTES",
     "MAX_TRANSPORT_SAMPLES",
+    "KnownAnswer",
     "RequestErrors",
     "TransportSample",
     "body_sample",
     "error_text",
+    "known_answer",
 ]
 
 #: how much of the first body of each unexpected status is kept
@@ -31,6 +39,55 @@ MAX_BODY_BYTES = 200
 MAX_TRANSPORT_SAMPLES = 5
 #: longest transport-error text kept (the rest is cut, with "...")
 _MAX_TEXT = 300
+
+
+@dataclass(frozen=True)
+class KnownAnswer:
+    """An answer of certctl's whose status alone misleads: recognised by its status and
+    by fragments that must all appear in the kept body sample; ``meaning`` says what
+    certctl means by it (its file and function) and what to check."""
+
+    status: int
+    fragments: tuple[str, ...]
+    meaning: str
+
+    def matches(self, status: int, body: str) -> bool:
+        return status == self.status and all(f in body for f in self.fragments)
+
+
+_UNKNOWN_AGENT = (
+    "certctl answers a heartbeat for an agent id it does not have with this 500, not "
+    "with 404 'Agent not found': internal/repository/postgres/agent.go::scanAgent wraps "
+    "sql.ErrNoRows with %w and AgentRepository.Get compares the error with ==, so the "
+    "not-found branch of internal/api/handler/agents.go::Heartbeat never runs. Check "
+    "the agent ids the scenario sends: most likely they do not exist in this certctl; "
+    "seed them (e.g. fixtures/sql/02_agent_fleet.sql) or check that --certctl-dsn names "
+    "the database this certctl uses. If they do exist, certctl's log has the database "
+    "error behind the same answer."
+)
+_UNKNOWN_ACME_ID = (
+    "certctl answers serverInternal 'ACME server error' (500, not 404) for an ACME "
+    "profile id it does not have: internal/repository/postgres/profile.go::scanProfile "
+    "wraps sql.ErrNoRows with %w and ProfileRepository.Get compares the error with ==, "
+    "so the not-found branch of internal/service/acme.go::resolveProfile never runs; "
+    "a certificate id it does not have (POST cert/{id}) gets the same answer, and so "
+    "does a failed issuance (internal/service/acme.go::FinalizeOrder). Check that the "
+    "scenario's profile (the certload_acme_profile fixture, prof-standard-tls by "
+    "default) is a row of this certctl's certificate_profiles table; if it is, certctl's "
+    "log says what failed."
+)
+
+#: certctl's answers that :meth:`RequestErrors.lines` explains (the reference double
+#: gives the same ones)
+KNOWN_ANSWERS: tuple[KnownAnswer, ...] = (
+    KnownAnswer(500, ("Failed to record heartbeat",), _UNKNOWN_AGENT),
+    KnownAnswer(500, ("acme:error:serverInternal", "ACME server error"), _UNKNOWN_ACME_ID),
+)
+
+
+def known_answer(status: int, body: str) -> KnownAnswer | None:
+    """The entry of :data:`KNOWN_ANSWERS` that ``status`` and the body sample match."""
+    return next((k for k in KNOWN_ANSWERS if k.matches(status, body)), None)
 
 
 def body_sample(content: bytes) -> str:
@@ -165,6 +222,9 @@ class RequestErrors:
             shown = f" (body: {body})" if body else " (empty body)"
             noun = "request" if count == 1 else "requests"
             out.append(f"{scenario}: {count:,}{of} {noun} answered {status}{shown}")
+            known = known_answer(status, body)
+            if known is not None:
+                out.append(f"{scenario}: what that {status} means: {known.meaning}")
         for sample in sorted(self.samples, key=lambda s: -s.count):
             noun = "request" if sample.count == 1 else "requests"
             out.append(

@@ -22,6 +22,7 @@ from pytest_certload.stack.postgres import LocalPostgres
 from pytest_certload.stack.tls import TLSMaterial
 
 REPO = Path(__file__).resolve().parents[2]
+PROBLEM = "application/problem+json"
 ADMIN_KEY = "lt-admin-key"
 USER_KEY = "lt-user-key"
 ENCRYPTION_KEY = "loadtest-key-must-be-32-bytes-long-yes"
@@ -70,6 +71,17 @@ class Double:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    """An ACME problem document: status, media type, no Replay-Nonce, the ACME type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert "replay-nonce" not in response.headers
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:ietf:params:acme:error:{kind}"
+    assert body["status"] == status
+    return body
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -290,3 +302,38 @@ class AcmeTestClient:
         if response.status_code in (200, 201):
             self.kid = response.headers["location"]
         return response
+
+
+# -- ACME helpers shared by the ACME tests -------------------------------------------------
+
+from cryptography import x509  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+
+def b64u(data: bytes) -> str:
+    return b64u_encode(data)
+
+
+def make_csr(names: list[str]) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+    """A P-256 CSR whose CN is the first name and whose SANs are all of them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.DER), key
+
+
+def issue(acme: AcmeTestClient, name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """new-order, finalize and download for ``name``: the leaf and its key."""
+    order = acme.post(
+        acme.directory["newOrder"], {"identifiers": [{"type": "dns", "value": name}]}
+    ).json()
+    csr_der, leaf_key = make_csr([name])
+    final = acme.post(order["finalize"], {"csr": b64u(csr_der)}).json()
+    chain = acme.post(final["certificate"], None).content
+    return x509.load_pem_x509_certificates(chain)[0], leaf_key
