@@ -539,3 +539,87 @@ def test_a_stop_request_tells_its_callbacks_once_with_the_first_reason() -> None
     late: list[str] = []
     stop.add_callback(late.append)  # added after the stop: told at once
     assert late == ["SIGTERM"]
+
+
+# -- closed-model start spread (ours, not k6's) -------------------------------------------
+
+
+def _first_starts(scenarios: Sequence[Scenario], **kwargs: Any) -> dict[int, int]:
+    """Each VU's first iteration start (ns from the earliest one), by VU index from 0."""
+    first: dict[int, int] = {}
+
+    async def mark(vu: VU) -> None:
+        if vu.iteration == 0:
+            first[vu.id_in_scenario - 1] = vu.intended_start_ns or 0
+        await vu.sleep("50ms")
+
+    _run([Scenario(sc.name, mark, sc.executor) for sc in scenarios], **kwargs)
+    t0 = min(first.values())
+    return {index: t - t0 for index, t in sorted(first.items())}
+
+
+def test_constant_vus_start_together_unless_spread() -> None:
+    together = _first_starts([Scenario("s", _noop, ConstantVUs(10, "2s"))])
+    assert set(together.values()) == {0}  # k6's behaviour: every VU at once
+    spread = _first_starts([Scenario("s", _noop, ConstantVUs(10, "2s", start_spread="1s"))])
+    assert list(spread.values()) == [k * 100 * MS for k in range(10)]
+
+
+def test_ramping_vus_spread_the_vus_that_join_together() -> None:
+    ramp = RampingVUs([Stage("2s", 4)], start_vus=4, start_spread="400ms")
+    assert list(_first_starts([Scenario("s", _noop, ramp)]).values()) == [
+        0,
+        100 * MS,
+        200 * MS,
+        300 * MS,
+    ]
+
+
+def test_start_spread_interleaves_the_shards_of_a_distributed_run() -> None:
+    first: dict[tuple[int, int], int] = {}
+
+    def scenario(shard: int) -> Scenario:
+        async def mark(vu: VU) -> None:
+            if vu.iteration == 0:
+                first[(shard, vu.id_in_scenario)] = vu.intended_start_ns or 0
+            await vu.sleep("50ms")
+
+        return Scenario("s", mark, ConstantVUs(4, "2s", start_spread="1s"))
+
+    for i in (0, 1):
+        _run([scenario(i)], options=RunOptions(shard=(i, 2)))
+    # worker 0 has VUs 0 and 2 of the run, worker 1 VUs 1 and 3: 0, 250, 500, 750 ms
+    assert sorted(first.values()) == [first[(0, 1)], first[(1, 1)], first[(0, 2)], first[(1, 2)]]
+    assert first[(1, 2)] - first[(0, 1)] == 750 * MS
+    assert first[(0, 2)] - first[(0, 1)] == 500 * MS
+
+
+@pytest.mark.parametrize(
+    "executor",
+    [
+        ConstantVUs(5, "10s", start_spread="1s"),
+        ConstantVUs(5, "10s"),
+        RampingVUs([Stage("0s", 10), Stage("5s", 10)], start_vus=0, start_spread="500ms"),
+        ConstantArrivalRate(50, "5m", "1s", 50, 200),
+        RampingArrivalRate([Stage("10s", 10)], start_rate=2, time_unit="1m"),
+    ],
+    ids=lambda ex: ex.kind,
+)
+def test_an_executor_round_trips_through_its_description(executor: Any) -> None:
+    described = executor.describe()
+    again = executor_from_dict(json.loads(json.dumps(described)))
+    assert again.describe() == described
+    assert type(again) is type(executor)
+
+
+def test_start_spread_options_and_their_errors() -> None:
+    ex = executor_from_dict(
+        {"executor": "constant-vus", "vus": 100, "duration": "30s", "startSpread": "2s"}
+    )
+    assert ex == ConstantVUs(100, "30s", start_spread="2s")
+    assert ex.describe()["start_spread_ns"] == 2 * S
+    assert ex.with_duration(S).describe()["start_spread_ns"] == S  # clipped to the duration
+    with pytest.raises(ConfigError, match=r"start_spread \('5s'\) of constant-vus is longer than"):
+        ConstantVUs(10, "2s", start_spread="5s")
+    with pytest.raises(ConfigError, match=r"'1x' is not a valid start_spread of ramping-vus"):
+        RampingVUs([Stage("2s", 4)], start_spread="1x")
