@@ -344,6 +344,9 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
     if problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in problems)
         parts.append(f'<ul class="problems bad">{items}</ul>')
+    if result.notes:
+        items = "".join(f"<li>note: {_e(n)}</li>" for n in result.notes)
+        parts.append(f'<ul class="problems">{items}</ul>')
     for offset, (name, sc) in enumerate(result.scenarios.items()):
         index = start_index + offset
         metric = scenario_stats(result, name)["latency_metric"]

@@ -81,5 +81,7 @@ def render(session: SessionRecord) -> list[str]:
             lines.append(f"    ! unreachable: {url}")
         if result.aborted:
             lines.append(f"    ! aborted: {result.aborted}")
+        for note in result.notes:
+            lines.append(f"    - note: {note}")
     lines += [f"! could not write {problem}" for problem in session.write_errors]
     return lines

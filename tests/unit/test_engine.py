@@ -623,3 +623,133 @@ def test_start_spread_options_and_their_errors() -> None:
         ConstantVUs(10, "2s", start_spread="5s")
     with pytest.raises(ConfigError, match=r"'1x' is not a valid start_spread of ramping-vus"):
         RampingVUs([Stage("2s", 4)], start_spread="1x")
+
+
+# -- generator delay: recorded where measured, judged in both models ------------------------
+
+
+def test_recording_client_records_the_split_and_counts_what_was_not_measured() -> None:
+    from pytest_certload.http import Timings
+
+    clock = VirtualClock()
+    store = MetricStore()
+    declare_builtins(store)
+    answers = iter(
+        [
+            Timings(server_time=20 * MS, generator_delay=3 * MS),
+            Timings(delay_unmeasured="the kernel returned no receive timestamp"),
+            Timings(),
+        ]
+    )
+
+    class Answer:
+        status_code = 200
+        content = b"ok"
+
+        def __init__(self) -> None:
+            self.timings = next(answers)
+
+    class StampingClient:
+        async def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+            return Answer()
+
+        async def aclose(self) -> None:
+            return None
+
+    ctx = ScenarioContext(
+        name="s",
+        tags={"scenario": "s"},
+        store=store,
+        client_factory=StampingClient,  # type: ignore[arg-type]
+        open_model=False,
+        clock=clock,
+    )
+    vu = VU(ctx, 1, 1)
+
+    async def main() -> None:
+        for _ in range(3):
+            await vu.http.get("http://sut.invalid/x")
+
+    anyio.run(main)
+    server = store.select("http_req_server_time")
+    delay = store.select("http_req_generator_delay")
+    assert isinstance(server, TrendSink)
+    assert isinstance(delay, TrendSink)
+    assert (server.count, server.sum, delay.count, delay.sum) == (1, 20 * MS, 1, 3 * MS)
+    assert (ctx.delay_unmeasured, ctx.delay_unmeasured_why) == (
+        2,
+        "the kernel returned no receive timestamp",
+    )
+
+
+async def _delayed(vu: VU) -> None:
+    """An iteration whose (simulated) responses waited 10 ms, 1 in 10 of them 80 ms."""
+    vu.trend("http_req_generator_delay", (80 if vu.iteration % 10 == 9 else 10) * MS)
+    await vu.sleep("10ms")
+
+
+def test_generator_delay_p99_makes_a_closed_model_run_untrustworthy() -> None:
+    result = _run([Scenario("s", _delayed, ConstantVUs(2, "1s"))])
+    health = result.scenarios["s"].health
+    assert health.delay_p99_ns == pytest.approx(80 * MS, rel=1e-3)
+    assert result.verdict == "untrustworthy"
+    assert result.untrustworthy == [
+        "s: generator delay p99 80 ms (at most 50 ms allowed): responses waited in the "
+        "kernel for the event loop; fewer VUs per process, less CPU per iteration, "
+        "or --certload-tx"
+    ]
+    lenient = RunOptions(health=HealthLimits.parse("delay_p99=100ms"))
+    assert _run([Scenario("s", _delayed, ConstantVUs(2, "1s"))], options=lenient).trustworthy
+
+
+def test_generator_delay_p99_is_judged_in_the_open_model_too() -> None:
+    result = _run([Scenario("s", _delayed, ConstantArrivalRate(50, "1s", pre_allocated_vus=5))])
+    assert result.scenarios["s"].health.lag_p99_ns == 0
+    assert any("generator delay p99 80 ms" in line for line in result.untrustworthy)
+
+
+def test_merged_workers_rejudge_the_generator_delay_by_name() -> None:
+    async def calm(vu: VU) -> None:
+        vu.trend("http_req_generator_delay", 2 * MS)
+        await vu.sleep("10ms")
+
+    fine = _run([Scenario("s", calm, ConstantVUs(2, "1s"))], options=RunOptions(shard=(0, 2)))
+    busy = _run([Scenario("s", _delayed, ConstantVUs(2, "1s"))], options=RunOptions(shard=(1, 2)))
+    merged = merge_results(
+        [RunResult.from_dict(r.to_dict()) for r in (fine, busy)], worker_names=["gw0", "gw1"]
+    )
+    health = merged.scenarios["s"].health
+    assert health.delay_p99_ns == pytest.approx(80 * MS, rel=1e-3)  # from the merged store
+    assert any(
+        line.startswith("s: gw1: generator delay p99 80 ms") for line in merged.untrustworthy
+    )
+    assert not any("gw0" in line for line in merged.untrustworthy)
+
+
+def test_health_says_when_the_generator_delay_was_not_measured() -> None:
+    from pytest_certload.engine.health import ScenarioHealth
+
+    health = ScenarioHealth("s", False, 0, 10, 0, 0, None, 0, None, 1.0)
+    assert health.delay_note == ""
+    health.delay_unmeasured, health.delay_unmeasured_why = 10, "the httpx backend ..."
+    assert health.delay_note == "generator delay not measured: the httpx backend ..."
+    health.delay_p99_ns = 3 * MS
+    assert (
+        health.delay_note == "generator delay not measured for 10 responses: the httpx backend ..."
+    )
+    health.judge(HealthLimits())
+    assert health.trustworthy  # not measured is a note, never a problem
+    # health written before the generator delay existed still reads
+    old = health.to_dict()
+    for key in ("delay_p99_ns", "delay_unmeasured", "delay_unmeasured_why"):
+        del old[key]
+    assert ScenarioHealth.from_dict(old).delay_note == ""
+
+
+def test_health_limits_parse_the_delay_limit() -> None:
+    limits = HealthLimits.parse("delay_p99=20ms")
+    assert limits.max_delay_p99_ns == 20 * MS
+    assert "delay_p99=20ms" in limits.spec()
+    assert HealthLimits().max_delay_p99_ns == 50 * MS
+    with pytest.raises(ConfigError, match=r"'fast' is not a valid delay_p99; use a number with"):
+        HealthLimits.parse("delay_p99=fast")
