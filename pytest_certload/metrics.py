@@ -64,8 +64,10 @@ __all__ = [
     "HTTP_REQ_CONNECTING",
     "HTTP_REQ_DURATION",
     "HTTP_REQ_FAILED",
+    "HTTP_REQ_GENERATOR_DELAY",
     "HTTP_REQ_RECEIVING",
     "HTTP_REQ_SENDING",
+    "HTTP_REQ_SERVER_TIME",
     "HTTP_REQ_SERVICE_TIME",
     "HTTP_REQ_TLS_HANDSHAKING",
     "HTTP_REQ_WAITING",
@@ -117,11 +119,14 @@ class MetricType(StrEnum):
     GAUGE = "gauge"
 
 
-# Built-in metric names (k6's, plus service time and schedule lag for the open model).
+# Built-in metric names (k6's, plus service time and schedule lag for the open model, and
+# the server's time and the generator's delay from the kernel's receive timestamps).
 HTTP_REQS = "http_reqs"
 HTTP_REQ_FAILED = "http_req_failed"
 HTTP_REQ_DURATION = "http_req_duration"
 HTTP_REQ_SERVICE_TIME = "http_req_service_time"
+HTTP_REQ_SERVER_TIME = "http_req_server_time"
+HTTP_REQ_GENERATOR_DELAY = "http_req_generator_delay"
 HTTP_REQ_BLOCKED = "http_req_blocked"
 HTTP_REQ_CONNECTING = "http_req_connecting"
 HTTP_REQ_TLS_HANDSHAKING = "http_req_tls_handshaking"
@@ -145,6 +150,8 @@ BUILTIN_METRICS: Mapping[str, tuple[MetricType, bool]] = {
     HTTP_REQ_FAILED: (MetricType.RATE, False),
     HTTP_REQ_DURATION: (MetricType.TREND, True),
     HTTP_REQ_SERVICE_TIME: (MetricType.TREND, True),
+    HTTP_REQ_SERVER_TIME: (MetricType.TREND, True),
+    HTTP_REQ_GENERATOR_DELAY: (MetricType.TREND, True),
     HTTP_REQ_BLOCKED: (MetricType.TREND, True),
     HTTP_REQ_CONNECTING: (MetricType.TREND, True),
     HTTP_REQ_TLS_HANDSHAKING: (MetricType.TREND, True),

@@ -280,9 +280,10 @@ OPTIONS: tuple[Option, ...] = (
         HealthLimits(),
         "LIMITS",
         "generator-health limits: minimum started/scheduled ratio, maximum dropped "
-        "ratio, maximum schedule-lag p99, maximum ratio of iterations that raised, "
+        "ratio, maximum schedule-lag p99, maximum generator-delay p99 (how long "
+        "responses waited for our event loop), maximum ratio of iterations that raised, "
         "longest stall of the generator's event loop before an interval counts as "
-        "stalled; any subset, e.g. 'lag_p99=100ms'",
+        "stalled; any subset, e.g. 'lag_p99=100ms,delay_p99=20ms'",
         shown_default=HealthLimits().spec(),
     ),
     Option(

@@ -48,6 +48,7 @@ class ClosedModelRun(ScenarioRun):
         steps = vu_steps(ex)
         stop_at = start + ex.duration_ns + self.sc.graceful_stop_ns
         ramp_down_ns = ex.graceful_ramp_down_ns if isinstance(ex, RampingVUs) else 0
+        spread = ex.start_spread_ns
         mine, n = self.shard
         with CancelScope() as scope:
             async with create_task_group() as tg:
@@ -57,10 +58,17 @@ class ClosedModelRun(ScenarioRun):
                     previous, self.target = self.target, step.vus
                     self.store.set_gauge("vus", step.vus, self.tags)
                     self.timeline.vus = step.vus
+                    # VUs joining together start their first iterations spread evenly
+                    # over start_spread (by their index in the whole run, so the workers
+                    # of a distributed run interleave); 0: all at once, as k6
+                    joining = step.vus - previous
                     for index in range(step.vus):
                         if index % n == mine and index not in self._running:
                             self._running.add(index)
-                            tg.start_soon(self._loop, index)
+                            offset = 0
+                            if spread and joining > 1 and index >= previous:
+                                offset = spread * (index - previous) // joining
+                            tg.start_soon(self._loop, index, start + step.at_ns + offset)
                     for index in range(step.vus, previous):
                         if index % n == mine:
                             tg.start_soon(self._stop_later, index, ramp_down_ns)
@@ -81,12 +89,17 @@ class ClosedModelRun(ScenarioRun):
         if still_running and scope is not None and self.target <= index:
             scope.cancel()
 
-    async def _loop(self, index: int) -> None:
+    async def _loop(self, index: int, first_at: int) -> None:
+        """VU ``index`` loops from ``first_at`` while the target counts it in."""
         vu = self._vu(index)
         clock = self.clock
+        looping = False
         try:
             with CancelScope() as scope:
                 self._scopes[index] = scope
+                if first_at > clock.now_ns():
+                    await clock.sleep_until(first_at)
+                looping = True
                 while self.target > index:
                     t = clock.now_ns()
                     self._begin_iteration(vu, t, 0)
@@ -98,7 +111,7 @@ class ClosedModelRun(ScenarioRun):
                     self._end_iteration(t)
                     vu.iteration += 1
                     await anyio.lowlevel.checkpoint()
-            if scope.cancelled_caught:
+            if scope.cancelled_caught and looping:
                 self.interrupted += 1
         finally:
             self._running.discard(index)

@@ -197,40 +197,75 @@ class RampingArrivalRate:
         }
 
 
+def _spread_ns(executor: ConstantVUs | RampingVUs) -> int:
+    spread = as_ns(executor.start_spread, f"start_spread of {executor.kind}", allow_zero=True)
+    if spread > executor.duration_ns:
+        raise ConfigError(
+            f"start_spread ({executor.start_spread!r}) of {executor.kind} is longer than its "
+            f"duration ({executor.duration_ns / NS_PER_S:g}s): some VUs would never start; "
+            "use a start_spread of at most the duration, e.g. '1s'."
+        )
+    return spread
+
+
 @dataclass(frozen=True)
 class ConstantVUs:
-    """``vus`` virtual users looping for ``duration`` (k6 constant-vus)."""
+    """``vus`` virtual users looping for ``duration`` (k6 constant-vus).
+
+    ``start_spread`` (ours, not k6's; default 0, all at once as k6): the VUs' first
+    iterations start evenly spread over this time, VU ``i`` of ``n`` at
+    ``i * start_spread / n``, so that they do not stampede the server (and the
+    generator's own event loop) together. Later iterations follow back to back as usual.
+    """
 
     vus: int
     duration: DurationLike
+    start_spread: DurationLike = 0
     kind = "constant-vus"
 
     def __post_init__(self) -> None:
         _positive_int(self.vus, "vus of constant-vus")
         as_ns(self.duration, "duration of constant-vus")
+        _spread_ns(self)
 
     @property
     def duration_ns(self) -> int:
         return as_ns(self.duration, "duration")
 
     @property
+    def start_spread_ns(self) -> int:
+        return as_ns(self.start_spread, "start_spread", allow_zero=True)
+
+    @property
     def vus_limit(self) -> int:
         return self.vus
 
     def with_duration(self, duration_ns: int) -> ConstantVUs:
-        return ConstantVUs(self.vus, duration_ns)
+        return ConstantVUs(self.vus, duration_ns, min(self.start_spread_ns, duration_ns))
 
     def describe(self) -> dict[str, Any]:
-        return {"executor": self.kind, "vus": self.vus, "duration_ns": self.duration_ns}
+        return {
+            "executor": self.kind,
+            "vus": self.vus,
+            "duration_ns": self.duration_ns,
+            "start_spread_ns": self.start_spread_ns,
+        }
 
 
 @dataclass(frozen=True)
 class RampingVUs:
-    """Virtual users ramped through ``stages`` (k6 ramping-vus)."""
+    """Virtual users ramped through ``stages`` (k6 ramping-vus).
+
+    ``start_spread`` (ours, not k6's; default 0): VUs that start at the same instant (the
+    ``start_vus``, or a stage of duration 0) start their first iterations evenly spread
+    over this time, as in :class:`ConstantVUs`; a VU that a ramp adds on its own starts at
+    once.
+    """
 
     stages: Sequence[Stage | Mapping[str, Any]]
     start_vus: int = 1
     graceful_ramp_down: DurationLike = "30s"
+    start_spread: DurationLike = 0
     kind = "ramping-vus"
 
     def __post_init__(self) -> None:
@@ -243,6 +278,7 @@ class RampingVUs:
                     "number of VUs."
                 )
         as_ns(self.graceful_ramp_down, "graceful_ramp_down", allow_zero=True)
+        _spread_ns(self)
 
     @property
     def duration_ns(self) -> int:
@@ -253,12 +289,19 @@ class RampingVUs:
         return as_ns(self.graceful_ramp_down, "graceful_ramp_down", allow_zero=True)
 
     @property
+    def start_spread_ns(self) -> int:
+        return as_ns(self.start_spread, "start_spread", allow_zero=True)
+
+    @property
     def vus_limit(self) -> int:
         return max([self.start_vus, *(int(_stage_target(s)) for s in self.stages)])
 
     def with_duration(self, duration_ns: int) -> RampingVUs:
         return RampingVUs(
-            _scale_stages(self.stages, duration_ns), self.start_vus, self.graceful_ramp_down
+            _scale_stages(self.stages, duration_ns),
+            self.start_vus,
+            self.graceful_ramp_down,
+            min(self.start_spread_ns, duration_ns),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -269,6 +312,8 @@ class RampingVUs:
                 {"duration_ns": _stage_ns(s), "target": _stage_target(s)} for s in self.stages
             ],
             "duration_ns": self.duration_ns,
+            "graceful_ramp_down_ns": self.graceful_ramp_down_ns,
+            "start_spread_ns": self.start_spread_ns,
         }
 
 
@@ -286,16 +331,35 @@ _K6_KEYS = {
     "startRate": "start_rate",
     "startVUs": "start_vus",
     "gracefulRampDown": "graceful_ramp_down",
+    "startSpread": "start_spread",
+}
+#: :meth:`describe`'s integer-nanosecond keys, back to the constructors' arguments
+_DESCRIBED_KEYS = {
+    "duration_ns": "duration",
+    "time_unit_ns": "time_unit",
+    "graceful_ramp_down_ns": "graceful_ramp_down",
+    "start_spread_ns": "start_spread",
 }
 
 
 def executor_from_dict(options: Mapping[str, Any], *, source: str = "") -> Executor:
     """Build an executor from a k6-style options dict (``{"executor": ..., ...}``).
 
-    Both k6's camelCase keys and snake_case are accepted.
+    Both k6's camelCase keys and snake_case are accepted, and so is an executor's own
+    :meth:`describe` (integer nanoseconds): ``executor_from_dict(ex.describe())`` behaves
+    as ``ex``.
     """
     where = f" (at {source})" if source else ""
     opts = {_K6_KEYS.get(k, k): v for k, v in options.items()}
+    if "stages" in opts:
+        opts.pop("duration_ns", None)  # describe() derives it from the stages
+        opts["stages"] = [
+            {"duration": st["duration_ns"], "target": st.get("target")}
+            if isinstance(st, Mapping) and set(st) == {"duration_ns", "target"}
+            else st
+            for st in opts["stages"]
+        ]
+    opts = {_DESCRIBED_KEYS.get(k, k): v for k, v in opts.items()}
     kind = opts.pop("executor", None)
     if kind not in EXECUTORS:
         raise ConfigError(

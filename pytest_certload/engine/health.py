@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..units import parse_duration_ns
+from ..units import format_ms, parse_duration_ns
 
 __all__ = ["HEALTH_GRAMMAR", "HealthLimits", "ScenarioHealth"]
 
 HEALTH_GRAMMAR = (
     "comma-separated key=value pairs from rate=<0..1>, dropped=<0..1>, "
-    "lag_p99=<duration>, errors=<0..1>, hiccup=<duration>, e.g. 'rate=0.95,lag_p99=50ms'"
+    "lag_p99=<duration>, delay_p99=<duration>, errors=<0..1>, hiccup=<duration>, "
+    "e.g. 'rate=0.95,lag_p99=50ms'"
 )
 
 
@@ -32,6 +33,12 @@ class HealthLimits:
       ``max_vus``) / scheduled must not exceed this (default 0.001).
     * ``max_lag_p99_ns``: open model; p99 of schedule lag (actual minus intended start)
       must not exceed this (default 50 ms).
+    * ``max_delay_p99_ns``: both models; p99 of the generator delay (how long responses
+      waited for our own event loop after the kernel had them,
+      ``http_req_generator_delay``) must not exceed this (default 50 ms, as the schedule
+      lag: a delay this size is already most of a p99 latency contract of a few hundred
+      ms, and an idle generator shows well under 1 ms). Judged only where the client
+      measured it (the fast backend on Linux).
     * ``max_iteration_error_ratio``: iterations whose function raised / started must not
       exceed this (default 0.01).
     * ``unreachable_failures`` and ``unreachable_after_ns``: a scenario that got no HTTP
@@ -48,17 +55,19 @@ class HealthLimits:
     min_rate_ratio: float = 0.95
     max_dropped_ratio: float = 0.001
     max_lag_p99_ns: int = 50_000_000
+    max_delay_p99_ns: int = 50_000_000
     max_iteration_error_ratio: float = 0.01
     unreachable_failures: int = 10
     unreachable_after_ns: int = 2_000_000_000
     max_hiccup_ns: int = 50_000_000
 
     def spec(self) -> str:
-        """These limits in :meth:`parse`'s grammar (the five that grammar names)."""
+        """These limits in :meth:`parse`'s grammar (the six that grammar names)."""
         return (
             f"rate={self.min_rate_ratio:g},dropped={self.max_dropped_ratio:g},"
-            f"lag_p99={self.max_lag_p99_ns / 1e6:g}ms,errors={self.max_iteration_error_ratio:g},"
-            f"hiccup={self.max_hiccup_ns / 1e6:g}ms"
+            f"lag_p99={self.max_lag_p99_ns / 1e6:g}ms,"
+            f"delay_p99={self.max_delay_p99_ns / 1e6:g}ms,"
+            f"errors={self.max_iteration_error_ratio:g},hiccup={self.max_hiccup_ns / 1e6:g}ms"
         )
 
     def unreachable(self, *, answered: int, failures: int, elapsed_ns: int) -> bool:
@@ -72,8 +81,8 @@ class HealthLimits:
 
     @classmethod
     def parse(cls, spec: str, *, source: str = "") -> HealthLimits:
-        """Parse ``"rate=0.95,dropped=0.001,lag_p99=50ms,errors=0.01,hiccup=50ms"`` (any
-        subset)."""
+        """Parse ``"rate=0.95,dropped=0.001,lag_p99=50ms,delay_p99=50ms,errors=0.01,
+        hiccup=50ms"`` (any subset)."""
         where = f" (from {source})" if source else ""
         grammar = HEALTH_GRAMMAR
         values: dict[str, Any] = {}
@@ -81,6 +90,7 @@ class HealthLimits:
             "rate": "min_rate_ratio",
             "dropped": "max_dropped_ratio",
             "lag_p99": "max_lag_p99_ns",
+            "delay_p99": "max_delay_p99_ns",
             "errors": "max_iteration_error_ratio",
             "hiccup": "max_hiccup_ns",
         }
@@ -89,7 +99,7 @@ class HealthLimits:
             key = key.strip()
             if not sep or key not in keys:
                 raise ConfigError(f"{part!r} is not a valid health limit{where}; use {grammar}.")
-            if key in ("lag_p99", "hiccup"):
+            if key in ("lag_p99", "delay_p99", "hiccup"):
                 values[keys[key]] = parse_duration_ns(raw.strip(), what=key, source=source)
                 continue
             try:
@@ -130,11 +140,26 @@ class ScenarioHealth:
     target_rate: float | None
     achieved_rate: float | None
     unreachable: str = ""
+    #: p99 of ``http_req_generator_delay`` (None where no response had it measured)
+    delay_p99_ns: int | None = None
+    #: responses whose generator delay was not measured, and the first reason why
+    delay_unmeasured: int = 0
+    delay_unmeasured_why: str = ""
     problems: list[str] = field(default_factory=list)
 
     @property
     def trustworthy(self) -> bool:
         return not self.problems
+
+    @property
+    def delay_note(self) -> str:
+        """ "" when every response's generator delay was measured, else what was not and
+        why: ``generator delay not measured: <why>`` (for none of them) or ``generator
+        delay not measured for 12 responses: <why>`` (for some)."""
+        if not self.delay_unmeasured:
+            return ""
+        some = "" if self.delay_p99_ns is None else f" for {self.delay_unmeasured:,} responses"
+        return f"generator delay not measured{some}: {self.delay_unmeasured_why}"
 
     def judge(self, limits: HealthLimits) -> None:
         self.problems.clear()
@@ -163,6 +188,13 @@ class ScenarioHealth:
                     "start iterations on time (CPU-bound? try the fast backend, fewer "
                     "scenarios per process, or --certload-tx)"
                 )
+        if self.delay_p99_ns is not None and self.delay_p99_ns > limits.max_delay_p99_ns:
+            self.problems.append(
+                f"generator delay p99 {format_ms(self.delay_p99_ns)} (at most "
+                f"{limits.max_delay_p99_ns / 1e6:g} ms allowed): responses waited in the "
+                "kernel for the event loop; fewer VUs per process, less CPU per iteration, "
+                "or --certload-tx"
+            )
         if self.started:
             err_ratio = self.iteration_errors / self.started
             if err_ratio > limits.max_iteration_error_ratio:

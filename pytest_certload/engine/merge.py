@@ -79,6 +79,8 @@ def merge_results(
         hs = [p.health for p in parts]
         lag = store.select("schedule_lag", {"scenario": name})
         lag_p99 = lag.quantile(99) if isinstance(lag, TrendSink) and lag.count else None
+        delay = store.select("http_req_generator_delay", {"scenario": name})
+        delay_p99 = delay.quantile(99) if isinstance(delay, TrendSink) and delay.count else None
         rates = [h.target_rate for h in hs if h.target_rate is not None]
         achieved = [h.achieved_rate for h in hs if h.achieved_rate is not None]
         merged = ScenarioHealth(
@@ -93,6 +95,11 @@ def merge_results(
             target_rate=sum(rates) if rates else None,
             achieved_rate=sum(achieved) if achieved else None,
             unreachable=next((h.unreachable for h in hs if h.unreachable), ""),
+            delay_p99_ns=delay_p99,
+            delay_unmeasured=sum(h.delay_unmeasured for h in hs),
+            delay_unmeasured_why=next(
+                (h.delay_unmeasured_why for h in hs if h.delay_unmeasured_why), ""
+            ),
         )
         merged.judge(limits)
         for worker, r in zip(names, results, strict=True):

@@ -142,6 +142,16 @@ class RunResult:
             if r.stalled
         ]
 
+    @property
+    def notes(self) -> list[str]:
+        """What the run could not measure but that does not make it untrustworthy, one
+        line per scenario: ``main: generator delay not measured: <why>``."""
+        return [
+            f"{s.name}: {s.health.delay_note}"
+            for s in self.scenarios.values()
+            if s.health.delay_note
+        ]
+
     def warmup_excluded_ns(self, scenario: str) -> int:
         """How much of ``scenario``'s start was left out as warm-up: its warm-up rounded
         up to whole intervals (0 without one)."""

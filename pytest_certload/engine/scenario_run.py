@@ -184,6 +184,12 @@ class ScenarioRun:
         lag_p99 = (
             lag_sink.quantile(99) if isinstance(lag_sink, TrendSink) and lag_sink.count else None
         )
+        delay_sink = store.select("http_req_generator_delay", {"scenario": sc.name})
+        delay_p99 = (
+            delay_sink.quantile(99)
+            if isinstance(delay_sink, TrendSink) and delay_sink.count
+            else None
+        )
         target_rate, achieved = self._rates(elapsed)
         unreachable = ""
         if self.ctx.http_ok == 0 and self.ctx.transport_failures:
@@ -200,6 +206,9 @@ class ScenarioRun:
             target_rate=target_rate,
             achieved_rate=achieved,
             unreachable=unreachable,
+            delay_p99_ns=delay_p99,
+            delay_unmeasured=self.ctx.delay_unmeasured,
+            delay_unmeasured_why=self.ctx.delay_unmeasured_why,
         )
         health.judge(limits)
         return ScenarioResult(

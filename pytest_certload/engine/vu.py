@@ -64,6 +64,9 @@ class ScenarioContext:
     #: requests that got an HTTP answer, whatever its status (the unreachable rule)
     http_ok: int = 0
     iteration_errors: int = 0
+    #: responses whose generator delay the client could not measure, and the first why
+    delay_unmeasured: int = 0
+    delay_unmeasured_why: str = ""
 
     def __post_init__(self) -> None:
         self._names: set[str] = set()
@@ -114,6 +117,12 @@ class ScenarioContext:
             cached = self._tag_cache[key] = tagset(tags)
         return cached
 
+    def note_unmeasured(self, why: str) -> None:
+        """A response came without its generator delay (``why``: the client's reason)."""
+        self.delay_unmeasured += 1
+        if not self.delay_unmeasured_why:
+            self.delay_unmeasured_why = why or "the HTTP client gave no kernel receive timestamp"
+
     def note_error(self, message: str) -> None:
         self.iteration_errors += 1
         if message in self.error_samples or len(self.error_samples) < 20:
@@ -122,6 +131,13 @@ class ScenarioContext:
 
 class RecordingClient:
     """An httpx-shaped client that records k6's HTTP metrics for every request.
+
+    Beside k6's metrics it records ``http_req_service_time`` (from the actual send) and,
+    where the client measured them from the kernel's receive timestamps (the fast
+    backend on Linux), ``http_req_server_time`` and ``http_req_generator_delay`` (see
+    :class:`~pytest_certload.http.Timings`); a response without them is counted on the
+    scenario (its health then says the delay was not measured, and why), never
+    estimated.
 
     Transport failures do not raise: they return a :class:`FailedResponse` (status 0) and
     count as failed requests, as in k6. ``name=`` sets the ``name`` tag (use a URL
@@ -202,6 +218,15 @@ class RecordingClient:
                 # what k6 calls http_req_duration: sending + waiting + receiving, without
                 # blocked, connecting and TLS time (grafana/k6 #2692) nor schedule lag
                 store.add_trend("k6_http_req_duration", timings.duration, ts)
+            # the server's part and our own delay, where the kernel stamped the bytes
+            delay = timings.generator_delay
+            if delay is not None:
+                store.add_trend("http_req_generator_delay", delay, ts)
+                server = timings.server_time
+                if server is not None:
+                    store.add_trend("http_req_server_time", server, ts)
+            else:
+                ctx.note_unmeasured(timings.delay_unmeasured)
         if response.content:
             store.add_counter("data_received", len(response.content), ts)
         if ctx.timeline is not None:

@@ -22,6 +22,10 @@ from .tls import TLSVersionSpec, VerifyTypes, client_context
 __all__ = ["HttpxClient"]
 
 _CLOSE_TIMEOUT_S = 5.0
+_NO_STAMPS = (
+    "the httpx backend reads its sockets through httpcore, which keeps the kernel's "
+    "receive timestamps from us; the fast backend measures it"
+)
 
 
 class _Trace:
@@ -62,6 +66,7 @@ class _Trace:
             waiting=waiting,
             receiving=receiving,
             duration=duration,
+            delay_unmeasured=_NO_STAMPS,
         )
 
 

@@ -110,6 +110,15 @@ class Timings:
     ``connecting`` (TCP, 0 on a reused connection), ``tls_handshaking`` (0 on
     a reused or plain connection), ``sending``, ``waiting`` (time to first
     byte), ``receiving``; ``duration = sending + waiting + receiving``.
+
+    Two more split the response's time between the server and this process, from the
+    kernel's receive timestamp of the response's bytes (the fast backend on Linux):
+    ``server_time``, from just before the request's first byte went to the socket to the
+    kernel's receipt of the first response bytes (the server's part, as seen at this
+    host); ``generator_delay``, from the kernel's receipt of the bytes that completed
+    the response to when the requesting task resumed with it (how long our own event
+    loop kept the response waiting). Both are ``None`` when unmeasured, and
+    ``delay_unmeasured`` then says why (never an estimate in their place).
     """
 
     blocked: int | None = None
@@ -119,6 +128,9 @@ class Timings:
     waiting: int | None = None
     receiving: int | None = None
     duration: int | None = None
+    server_time: int | None = None
+    generator_delay: int | None = None
+    delay_unmeasured: str = ""
 
 
 class Response:

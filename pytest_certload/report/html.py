@@ -722,6 +722,9 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
     hiccups = hiccup_stats(result)
     if hiccups is not None and hiccups["stalled"]:
         parts.append(f'<p class="warn stall">{_e(hiccup_text(hiccups))}</p>')
+    if result.notes:
+        items = "".join(f"<li>note: {_e(n)}</li>" for n in result.notes)
+        parts.append(f'<ul class="problems">{items}</ul>')
     for offset, (name, sc) in enumerate(result.scenarios.items()):
         index = start_index + offset
         metric = scenario_stats(result, name)["latency_metric"]

@@ -46,6 +46,8 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
 _PER_SCENARIO = (
     "http_req_duration",
+    "http_req_server_time",
+    "http_req_generator_delay",
     "http_req_failed",
     "http_reqs",
     "iterations",

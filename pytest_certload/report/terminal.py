@@ -105,5 +105,7 @@ def render(session: SessionRecord) -> list[str]:
         for found in record.capacity:
             lines.append(f"  {found.line()}")
             lines.append(f"    steps: {capacity_steps_text(found)}")
+        for note in result.notes:
+            lines.append(f"    - note: {note}")
     lines += [f"! could not write {problem}" for problem in session.write_errors]
     return lines

@@ -27,7 +27,10 @@ from pytest_certload.metrics import TrendSink
 from tests.support.servers import LatencyServer, latency_server
 
 MS = 1_000_000
-LENIENT = RunOptions(health=HealthLimits(max_lag_p99_ns=500 * MS), http=HTTPOptions(backend="fast"))
+LENIENT = RunOptions(
+    health=HealthLimits(max_lag_p99_ns=500 * MS, max_delay_p99_ns=500 * MS),
+    http=HTTPOptions(backend="fast"),
+)
 
 
 @pytest.fixture

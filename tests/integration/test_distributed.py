@@ -43,7 +43,7 @@ from tests.support.servers import LatencyServer, latency_server
 MS = 1_000_000
 OPTIONS = RunOptions(
     http=HTTPOptions(backend="fast"),
-    health=HealthLimits(max_lag_p99_ns=200 * MS),
+    health=HealthLimits(max_lag_p99_ns=200 * MS, max_delay_p99_ns=200 * MS),
     teardown_timeout="1s",
 )
 EXIT_AFTER = "CERTLOAD_TEST_EXIT_AFTER"

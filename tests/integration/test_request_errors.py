@@ -27,7 +27,9 @@ from tests.support.servers import LatencyServer, TLSFiles, generate_tls, latency
 
 #: long enough that a run which is not stopped early could not pass for one that was
 PLANNED = "60s"
-HEALTH = HealthLimits(max_lag_p99_ns=500_000_000, unreachable_after_ns=1_000_000_000)
+HEALTH = HealthLimits(
+    max_lag_p99_ns=500_000_000, max_delay_p99_ns=500_000_000, unreachable_after_ns=1_000_000_000
+)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,10 @@ from tests.support.servers import latency_server
 
 S = 1_000_000_000
 MS = 1_000_000
-OPTIONS = RunOptions(health=HealthLimits(max_lag_p99_ns=2 * S), http=HTTPOptions(backend="fast"))
+OPTIONS = RunOptions(
+    health=HealthLimits(max_lag_p99_ns=2 * S, max_delay_p99_ns=2 * S),
+    http=HTTPOptions(backend="fast"),
+)
 
 
 def test_a_server_stall_fails_its_window_while_the_whole_run_passes() -> None:

@@ -29,8 +29,11 @@ SMOKE = "65s"
 #: At 1.7 iterations/s the generator is idle, so a late start is the machine descheduling
 #: it, not the generator falling behind; with ~110 samples two such stalls over 50 ms (the
 #: default limit) made a p(99) of the lag. The lag is inside http_req_duration (latency is
-#: measured from the intended start), so tolerate a quarter of the tightest threshold.
-HEALTH = "lag_p99=250ms"
+#: measured from the intended start), so tolerate a quarter of the tightest threshold. The
+#: same holds for the generator delay (responses waiting for our event loop, also inside
+#: http_req_duration): in the shared k6 run these few samples wait behind the other
+#: scenarios' work, and two stalls over 50 ms make its p(99) (51-100 ms measured here).
+HEALTH = "lag_p99=250ms,delay_p99=250ms"
 
 
 @pytest.mark.certload(smoke_duration=SMOKE, health=HEALTH)

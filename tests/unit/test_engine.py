@@ -539,3 +539,217 @@ def test_a_stop_request_tells_its_callbacks_once_with_the_first_reason() -> None
     late: list[str] = []
     stop.add_callback(late.append)  # added after the stop: told at once
     assert late == ["SIGTERM"]
+
+
+# -- closed-model start spread (ours, not k6's) -------------------------------------------
+
+
+def _first_starts(scenarios: Sequence[Scenario], **kwargs: Any) -> dict[int, int]:
+    """Each VU's first iteration start (ns from the earliest one), by VU index from 0."""
+    first: dict[int, int] = {}
+
+    async def mark(vu: VU) -> None:
+        if vu.iteration == 0:
+            first[vu.id_in_scenario - 1] = vu.intended_start_ns or 0
+        await vu.sleep("50ms")
+
+    _run([Scenario(sc.name, mark, sc.executor) for sc in scenarios], **kwargs)
+    t0 = min(first.values())
+    return {index: t - t0 for index, t in sorted(first.items())}
+
+
+def test_constant_vus_start_together_unless_spread() -> None:
+    together = _first_starts([Scenario("s", _noop, ConstantVUs(10, "2s"))])
+    assert set(together.values()) == {0}  # k6's behaviour: every VU at once
+    spread = _first_starts([Scenario("s", _noop, ConstantVUs(10, "2s", start_spread="1s"))])
+    assert list(spread.values()) == [k * 100 * MS for k in range(10)]
+
+
+def test_ramping_vus_spread_the_vus_that_join_together() -> None:
+    ramp = RampingVUs([Stage("2s", 4)], start_vus=4, start_spread="400ms")
+    assert list(_first_starts([Scenario("s", _noop, ramp)]).values()) == [
+        0,
+        100 * MS,
+        200 * MS,
+        300 * MS,
+    ]
+
+
+def test_start_spread_interleaves_the_shards_of_a_distributed_run() -> None:
+    first: dict[tuple[int, int], int] = {}
+
+    def scenario(shard: int) -> Scenario:
+        async def mark(vu: VU) -> None:
+            if vu.iteration == 0:
+                first[(shard, vu.id_in_scenario)] = vu.intended_start_ns or 0
+            await vu.sleep("50ms")
+
+        return Scenario("s", mark, ConstantVUs(4, "2s", start_spread="1s"))
+
+    for i in (0, 1):
+        _run([scenario(i)], options=RunOptions(shard=(i, 2)))
+    # worker 0 has VUs 0 and 2 of the run, worker 1 VUs 1 and 3: 0, 250, 500, 750 ms
+    assert sorted(first.values()) == [first[(0, 1)], first[(1, 1)], first[(0, 2)], first[(1, 2)]]
+    assert first[(1, 2)] - first[(0, 1)] == 750 * MS
+    assert first[(0, 2)] - first[(0, 1)] == 500 * MS
+
+
+@pytest.mark.parametrize(
+    "executor",
+    [
+        ConstantVUs(5, "10s", start_spread="1s"),
+        ConstantVUs(5, "10s"),
+        RampingVUs([Stage("0s", 10), Stage("5s", 10)], start_vus=0, start_spread="500ms"),
+        ConstantArrivalRate(50, "5m", "1s", 50, 200),
+        RampingArrivalRate([Stage("10s", 10)], start_rate=2, time_unit="1m"),
+    ],
+    ids=lambda ex: ex.kind,
+)
+def test_an_executor_round_trips_through_its_description(executor: Any) -> None:
+    described = executor.describe()
+    again = executor_from_dict(json.loads(json.dumps(described)))
+    assert again.describe() == described
+    assert type(again) is type(executor)
+
+
+def test_start_spread_options_and_their_errors() -> None:
+    ex = executor_from_dict(
+        {"executor": "constant-vus", "vus": 100, "duration": "30s", "startSpread": "2s"}
+    )
+    assert ex == ConstantVUs(100, "30s", start_spread="2s")
+    assert ex.describe()["start_spread_ns"] == 2 * S
+    assert ex.with_duration(S).describe()["start_spread_ns"] == S  # clipped to the duration
+    with pytest.raises(ConfigError, match=r"start_spread \('5s'\) of constant-vus is longer than"):
+        ConstantVUs(10, "2s", start_spread="5s")
+    with pytest.raises(ConfigError, match=r"'1x' is not a valid start_spread of ramping-vus"):
+        RampingVUs([Stage("2s", 4)], start_spread="1x")
+
+
+# -- generator delay: recorded where measured, judged in both models ------------------------
+
+
+def test_recording_client_records_the_split_and_counts_what_was_not_measured() -> None:
+    from pytest_certload.http import Timings
+
+    clock = VirtualClock()
+    store = MetricStore()
+    declare_builtins(store)
+    answers = iter(
+        [
+            Timings(server_time=20 * MS, generator_delay=3 * MS),
+            Timings(delay_unmeasured="the kernel returned no receive timestamp"),
+            Timings(),
+        ]
+    )
+
+    class Answer:
+        status_code = 200
+        content = b"ok"
+
+        def __init__(self) -> None:
+            self.timings = next(answers)
+
+    class StampingClient:
+        async def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+            return Answer()
+
+        async def aclose(self) -> None:
+            return None
+
+    ctx = ScenarioContext(
+        name="s",
+        tags={"scenario": "s"},
+        store=store,
+        client_factory=StampingClient,  # type: ignore[arg-type]
+        open_model=False,
+        clock=clock,
+    )
+    vu = VU(ctx, 1, 1)
+
+    async def main() -> None:
+        for _ in range(3):
+            await vu.http.get("http://sut.invalid/x")
+
+    anyio.run(main)
+    server = store.select("http_req_server_time")
+    delay = store.select("http_req_generator_delay")
+    assert isinstance(server, TrendSink)
+    assert isinstance(delay, TrendSink)
+    assert (server.count, server.sum, delay.count, delay.sum) == (1, 20 * MS, 1, 3 * MS)
+    assert (ctx.delay_unmeasured, ctx.delay_unmeasured_why) == (
+        2,
+        "the kernel returned no receive timestamp",
+    )
+
+
+async def _delayed(vu: VU) -> None:
+    """An iteration whose (simulated) responses waited 10 ms, 1 in 10 of them 80 ms."""
+    vu.trend("http_req_generator_delay", (80 if vu.iteration % 10 == 9 else 10) * MS)
+    await vu.sleep("10ms")
+
+
+def test_generator_delay_p99_makes_a_closed_model_run_untrustworthy() -> None:
+    result = _run([Scenario("s", _delayed, ConstantVUs(2, "1s"))])
+    health = result.scenarios["s"].health
+    assert health.delay_p99_ns == pytest.approx(80 * MS, rel=1e-3)
+    assert result.verdict == "untrustworthy"
+    assert result.untrustworthy == [
+        "s: generator delay p99 80 ms (at most 50 ms allowed): responses waited in the "
+        "kernel for the event loop; fewer VUs per process, less CPU per iteration, "
+        "or --certload-tx"
+    ]
+    lenient = RunOptions(health=HealthLimits.parse("delay_p99=100ms"))
+    assert _run([Scenario("s", _delayed, ConstantVUs(2, "1s"))], options=lenient).trustworthy
+
+
+def test_generator_delay_p99_is_judged_in_the_open_model_too() -> None:
+    result = _run([Scenario("s", _delayed, ConstantArrivalRate(50, "1s", pre_allocated_vus=5))])
+    assert result.scenarios["s"].health.lag_p99_ns == 0
+    assert any("generator delay p99 80 ms" in line for line in result.untrustworthy)
+
+
+def test_merged_workers_rejudge_the_generator_delay_by_name() -> None:
+    async def calm(vu: VU) -> None:
+        vu.trend("http_req_generator_delay", 2 * MS)
+        await vu.sleep("10ms")
+
+    fine = _run([Scenario("s", calm, ConstantVUs(2, "1s"))], options=RunOptions(shard=(0, 2)))
+    busy = _run([Scenario("s", _delayed, ConstantVUs(2, "1s"))], options=RunOptions(shard=(1, 2)))
+    merged = merge_results(
+        [RunResult.from_dict(r.to_dict()) for r in (fine, busy)], worker_names=["gw0", "gw1"]
+    )
+    health = merged.scenarios["s"].health
+    assert health.delay_p99_ns == pytest.approx(80 * MS, rel=1e-3)  # from the merged store
+    assert any(
+        line.startswith("s: gw1: generator delay p99 80 ms") for line in merged.untrustworthy
+    )
+    assert not any("gw0" in line for line in merged.untrustworthy)
+
+
+def test_health_says_when_the_generator_delay_was_not_measured() -> None:
+    from pytest_certload.engine.health import ScenarioHealth
+
+    health = ScenarioHealth("s", False, 0, 10, 0, 0, None, 0, None, 1.0)
+    assert health.delay_note == ""
+    health.delay_unmeasured, health.delay_unmeasured_why = 10, "the httpx backend ..."
+    assert health.delay_note == "generator delay not measured: the httpx backend ..."
+    health.delay_p99_ns = 3 * MS
+    assert (
+        health.delay_note == "generator delay not measured for 10 responses: the httpx backend ..."
+    )
+    health.judge(HealthLimits())
+    assert health.trustworthy  # not measured is a note, never a problem
+    # health written before the generator delay existed still reads
+    old = health.to_dict()
+    for key in ("delay_p99_ns", "delay_unmeasured", "delay_unmeasured_why"):
+        del old[key]
+    assert ScenarioHealth.from_dict(old).delay_note == ""
+
+
+def test_health_limits_parse_the_delay_limit() -> None:
+    limits = HealthLimits.parse("delay_p99=20ms")
+    assert limits.max_delay_p99_ns == 20 * MS
+    assert "delay_p99=20ms" in limits.spec()
+    assert HealthLimits().max_delay_p99_ns == 50 * MS
+    with pytest.raises(ConfigError, match=r"'fast' is not a valid delay_p99; use a number with"):
+        HealthLimits.parse("delay_p99=fast")

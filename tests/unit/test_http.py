@@ -12,8 +12,10 @@ import asyncio
 import itertools
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from types import EllipsisType
 
@@ -28,6 +30,7 @@ from pytest_certload.http import (
     HTTPStatusError,
     Response,
     Timings,
+    _rxtime,
     client_context,
     make_client,
 )
@@ -513,6 +516,136 @@ async def test_closed_client_refuses_requests() -> None:
     await client.aclose()
     with pytest.raises(RuntimeError, match="client is closed"):
         await client.get("http://127.0.0.1:1/")
+
+
+# -- the server's time and the generator's delay (kernel receive timestamps) ------------
+
+
+@dataclass
+class ThreadedPeer:
+    url: str
+    received: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    answered: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+
+    async def until_received(self) -> None:
+        """Let the loop run until the peer has the next request."""
+        with anyio.fail_after(5):
+            while not self.received.acquire(blocking=False):
+                await anyio.sleep(0.001)
+
+    def block_until_answered(self) -> None:
+        """Block the loop (the caller's thread) until the answer is on its way."""
+        assert self.answered.acquire(timeout=5), "the peer did not answer"
+
+
+@contextmanager
+def threaded_peer(reply: bytes, *, answer_after_s: float = 0.02) -> Iterator[ThreadedPeer]:
+    """A peer outside the event loop, on one connection: each request is answered
+    ``answer_after_s`` after it arrived, whatever the loop under test is doing."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    peer = ThreadedPeer(f"http://127.0.0.1:{listener.getsockname()[1]}/")
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                data = data.split(b"\r\n\r\n", 1)[1]
+                peer.received.release()
+                time.sleep(answer_after_s)
+                conn.sendall(reply)
+                peer.answered.release()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield peer
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+async def _warm(client: Client, peer: ThreadedPeer) -> None:
+    """One request to connect: the next goes out on the kept-alive connection."""
+    await client.get(peer.url)
+    peer.received.acquire(timeout=5)
+    peer.answered.acquire(timeout=5)
+
+
+@pytest.mark.skipif(bool(_rxtime.unavailable_reason()), reason="needs Linux receive timestamps")
+async def test_generator_delay_is_how_long_the_response_waited_for_the_loop() -> None:
+    """The peer answers 20 ms after the request; the loop is blocked from before the answer
+    until 80 ms after it. The response's time splits into the server's part (~20 ms) and
+    ours (the 80 ms)."""
+    with threaded_peer(ok(b"quick")) as peer:
+        client = make_client("fast", timeout_ns=5_000_000_000)
+        await _warm(client, peer)
+        responses: list[Response] = []
+
+        async def fetch() -> None:
+            responses.append(await client.get(peer.url))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch)
+            await peer.until_received()
+            peer.block_until_answered()
+            time.sleep(0.08)
+        await client.aclose()
+    timings = responses[0].timings
+    assert timings.delay_unmeasured == ""
+    assert timings.server_time is not None
+    assert timings.generator_delay is not None
+    assert timings.generator_delay >= 70_000_000
+    assert 20_000_000 <= timings.server_time < 70_000_000
+    assert timings.server_time + timings.generator_delay <= (timings.duration or 0) + 1_000_000
+
+
+@pytest.mark.skipif(bool(_rxtime.unavailable_reason()), reason="needs Linux receive timestamps")
+async def test_generator_delay_includes_the_wait_in_the_loops_ready_queue() -> None:
+    """Two responses are read in the same poll, as soon as the loop is free; the first VU
+    to resume burns 80 ms of CPU before the second gets to run. The second's generator
+    delay holds those 80 ms: the delay runs to the task's resumption, not to the read."""
+    with threaded_peer(ok(b"a")) as peer_a, threaded_peer(ok(b"b")) as peer_b:
+        clients = [make_client("fast", timeout_ns=5_000_000_000) for _ in range(2)]
+        for client, peer in zip(clients, (peer_a, peer_b), strict=True):
+            await _warm(client, peer)
+        delays: list[int] = []
+
+        async def fetch(client: Client, url: str) -> None:
+            resp = await client.get(url)
+            assert resp.timings.generator_delay is not None
+            delays.append(resp.timings.generator_delay)
+            if len(delays) == 1:
+                time.sleep(0.08)  # the first to resume keeps the loop busy
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch, clients[0], peer_a.url)
+            tg.start_soon(fetch, clients[1], peer_b.url)
+            await peer_a.until_received()
+            await peer_b.until_received()
+            peer_a.block_until_answered()  # both answers reach the kernel while we block
+            peer_b.block_until_answered()
+        for client in clients:
+            await client.aclose()
+    first, second = delays
+    assert first < 40_000_000
+    assert second >= 70_000_000
+
+
+async def test_httpx_says_why_it_cannot_measure_the_delay() -> None:
+    async with scripted_peer([ok()]) as peer:
+        client = make_client("httpx")
+        try:
+            resp = await client.get(peer.url + "/")
+        finally:
+            await client.aclose()
+    assert (resp.timings.server_time, resp.timings.generator_delay) == (None, None)
+    assert resp.timings.delay_unmeasured.startswith("the httpx backend reads its sockets")
 
 
 # -- pure objects and configuration (no I/O) ------------------------------------------
