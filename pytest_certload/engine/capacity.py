@@ -292,6 +292,14 @@ def _classify(
     generator += [r.stalled for r in verdicts if r.stalled]
     if generator:
         return "generator", generator[0]
+    # iterations the server still held when the step ended left no samples: the
+    # thresholds then judge a remainder ("insufficient samples"), saturation is the cause
+    health = sc.health
+    if health.started and health.interrupted > 0.01 * health.started:
+        return "fail", (
+            f"saturated: {health.interrupted:,} of {health.started:,} iterations were still "
+            f"waiting for the server {STEP_GRACEFUL_STOP_NS // NS_PER_S} s after the step ended"
+        )
     broken = [r for r in verdicts if not r.ok]
     if broken and lagging and _lag_explains(result, broken):
         return "generator", (
@@ -306,12 +314,6 @@ def _classify(
     dropped = [p for p in sc.health.problems if "dropped iterations" in p]
     if dropped:
         return "fail", f"saturated: {dropped[0]}"
-    health = sc.health
-    if health.started and health.interrupted > 0.01 * health.started:
-        return "fail", (
-            f"saturated: {health.interrupted:,} of {health.started:,} iterations were still "
-            f"waiting for the server {STEP_GRACEFUL_STOP_NS // NS_PER_S} s after the step ended"
-        )
     if result.aborted:
         return "fail", f"aborted: {result.aborted}"
     return "pass", ""

@@ -337,8 +337,10 @@ async def acme_enroll(inputs: Enrollments, vu: VU) -> None:
 
 
 def _prop(request: pytest.FixtureRequest, name: str, value: object) -> None:
-    """A junit/JSON property, as the plugin records its own (``record_property`` would
-    warn under junit_family xunit2, and warnings are errors here)."""
+    """A junit/JSON property, as the plugin records its own: ``user_properties`` are
+    written as the testcase's ``<properties>`` under both junit families, while the
+    ``record_property`` fixture warns under xunit2 (pytest's default since 6.0), and
+    warnings are errors here."""
     request.node.user_properties.append((name, value))
 
 
