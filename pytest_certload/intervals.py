@@ -177,12 +177,13 @@ def select_span(
     name: str,
     tag_filter: Mapping[str, str],
     *,
-    keep: SeriesFilter | None = None,
+    keep: Callable[[int], SeriesFilter | None] | None = None,
 ) -> Sink | None:
-    """``name`` over several intervals, merged exactly (None when nothing matches)."""
+    """``name`` over several intervals, merged exactly (None when nothing matches);
+    ``keep(index)`` gives each interval's series filter."""
     merged: Sink | None = None
     for iv in intervals:
-        sink = iv.select(name, tag_filter, keep=keep)
+        sink = iv.select(name, tag_filter, keep=None if keep is None else keep(iv.index))
         if sink is None:
             continue
         if merged is None:

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from .intervals import Interval, SeriesFilter
+from .intervals import Interval, SeriesFilter, select_span
 from .metrics import MetricType, Sink, TagSet, TrendSink
 from .thresholds import Threshold, ThresholdResult, WindowResult, judge_sink
 from .units import format_ms, format_offset
@@ -90,16 +90,7 @@ class Scope:
 
 def _select(t: Threshold, intervals: Sequence[Interval], scope: Scope) -> tuple[Sink | None, int]:
     """``t``'s selection over ``intervals`` (warm-up left out) and the span they cover."""
-    tags = scope.tags(t)
-    sink: Sink | None = None
-    for iv in intervals:
-        one = iv.select(t.metric, tags, keep=scope.keep(iv.index))
-        if one is None:
-            continue
-        if sink is None:
-            sink = one
-        else:
-            sink.merge(one)  # type: ignore[arg-type]  # one metric, one sink class
+    sink = select_span(intervals, t.metric, scope.tags(t), keep=scope.keep)
     span = intervals[-1].end_ns - intervals[0].start_ns if intervals else 0
     return sink, span
 

@@ -368,7 +368,8 @@ def search(
     out.steps.append(step)
     if not step.passed:
         return out
-    low, high = contract, None
+    low: float = contract
+    high: float | None = None
 
     def out_of_time() -> bool:
         if ends_at is not None and clock() >= ends_at:
@@ -376,13 +377,16 @@ def search(
             return True
         return False
 
-    while high is None:
-        if low >= ceiling:
+    while True:
+        if high is None and low >= ceiling:
             out.stopped = f"the rate ceiling of {format_rate(ceiling)}/s was reached"
             return out
+        if high is not None and (high - low) / low <= precision:
+            return out  # the bracket is closed
         if out_of_time():
             return out
-        rate = min(low * 2, ceiling)
+        # double until a rate fails, then bisect the bracket
+        rate = min(low * 2, ceiling) if high is None else (low + high) / 2
         step = run_step(rate, low)
         out.steps.append(step)
         if step.verdict == "generator":
@@ -391,16 +395,3 @@ def search(
             low = rate
         else:
             high = rate
-    while (high - low) / low > precision:
-        if out_of_time():
-            return out
-        rate = (low + high) / 2
-        step = run_step(rate, low)
-        out.steps.append(step)
-        if step.verdict == "generator":
-            return out
-        if step.passed:
-            low = rate
-        else:
-            high = rate
-    return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import anyio
 import pytest
 
 from pytest_certload.engine import (
@@ -19,9 +18,7 @@ from pytest_certload.engine import (
     RunOptions,
     RunResult,
     Scenario,
-    VirtualClock,
     judge_run,
-    run,
 )
 from pytest_certload.engine.health import HealthLimits
 from pytest_certload.errors import ThresholdSyntaxError
@@ -36,6 +33,7 @@ from pytest_certload.metrics import (
 )
 from pytest_certload.thresholds import Threshold, parse_thresholds
 from pytest_certload.windows import Scope, judge_windowed
+from tests.unit.test_engine import _run
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -303,19 +301,6 @@ def test_merged_intervals_keep_every_part() -> None:
 
 
 # -- through the engine, on a virtual clock ---------------------------------------------
-
-
-def _run(scenarios: Sequence[Scenario], **kwargs: Any) -> RunResult:
-    async def main() -> RunResult:
-        clock = VirtualClock()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(clock.run)
-            try:
-                return await run(scenarios, clock=clock, **kwargs)
-            finally:
-                clock.stop()
-
-    return anyio.run(main)
 
 
 def _work(slow_between: tuple[float, float]) -> Callable[[VU], Any]:
