@@ -234,6 +234,14 @@ class _Connection:
             self.sslobj.write(data)
             data = self.outgoing.read()
         self.t_write = perf_counter_ns()
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """Send raw bytes in order: behind anything still unsent, else at once, queuing
+        what the kernel does not take until the socket is writable."""
+        if self.unsent:
+            self.unsent += data
+            return
         try:
             sent = self.sock.send(data)
         except (BlockingIOError, InterruptedError):
@@ -261,20 +269,7 @@ class _Connection:
         """Send what the TLS layer wrote on its own (alerts, key-update answers)."""
         assert self.outgoing is not None
         if self.outgoing.pending:
-            data = self.outgoing.read()
-            if self.unsent:
-                self.unsent += data
-                return
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self._lost(exc)
-                return
-            if sent < len(data):
-                self.unsent = data[sent:]
-                self.loop.add_writer(self.fd, self._on_writable)
+            self._write(self.outgoing.read())
 
     def _lost(self, exc: Exception | None) -> None:
         """The connection ended (EOF, reset, TLS error): finish or fail the response."""
