@@ -303,8 +303,9 @@ def stall_check(
     min_tail_samples: int,
     hiccup_limit_ns: int,
 ) -> ThresholdResult:
-    """A breached whole-run threshold, re-judged without the intervals where the
-    generator stalled: met then, the breach is the generator's (``stalled`` says so)."""
+    """A breached whole-run threshold, re-judged with every sample of an interval where
+    the generator stalled lowered by that stall: met then, the breach is the
+    generator's (``stalled`` says so)."""
     t = result.threshold
     if not result.breached or t.windowed:
         return result
