@@ -53,8 +53,9 @@ from .report.junit import run_properties
 from .settings import Settings
 from .stack import StackInfo
 from .stack.session import OpenStack
-from .thresholds import Threshold, parse_thresholds, threshold_list
-from .units import DURATION_GRAMMAR, NS_PER_S, parse_duration_ns
+from .telemetry import Sampler, ServerTelemetry, TelemetrySources
+from .thresholds import Threshold, ThresholdResult, parse_thresholds, threshold_list
+from .units import DURATION_GRAMMAR, NS_PER_MS, NS_PER_S, parse_duration_ns
 
 __all__ = [
     "MARKER_KWARGS",
@@ -133,6 +134,7 @@ class SharedRun:
     group: str
     scenarios: tuple[str, ...]
     result: RunResult
+    server: ServerTelemetry | None = None
 
 
 class SharedRuns:
@@ -206,6 +208,26 @@ def _rejudge(sc: ScenarioResult, run_limits: HealthLimits, own: HealthLimits) ->
     beyond_figures = [p for p in sc.health.problems if p not in by_run.problems]
     sc.health.judge(own)
     sc.health.problems += beyond_figures
+
+
+def breach_message(r: ThresholdResult, result: RunResult, server: ServerTelemetry | None) -> str:
+    """A breach's message, ending with what the server did where it breached: in its
+    worst window, or over the judged part of the run."""
+    message = r.message()
+    if server is None:
+        return message
+    worst = r.worst_window()
+    if worst is None:
+        line = server.context(result.duration_ns - result.judged_duration_ns(), result.duration_ns)
+        return f"{message}\n      {line}" if line else message
+    start = worst.start_ns
+    t = r.threshold
+    if t.op in ("<", "<=") and worst.observed and result.store.is_time(t.metric):
+        # a latency lands in the window its request ended in: what made it slow began
+        # up to that latency earlier, so look from there
+        start = max(0, start - int(worst.observed * NS_PER_MS))
+    line = server.context(start, worst.end_ns)
+    return f"{message}\n      {line}" if line else message
 
 
 class LoadTest:
@@ -297,9 +319,9 @@ class LoadTest:
         """
         parsed = self._thresholds(thresholds)
         scs = [self._shortened(sc, smoke_duration) for sc in scenarios]
-        result = self._execute(scs, parsed, http, self._item.nodeid)
+        result, server = self._execute(scs, parsed, http, self._item.nodeid)
         capacity = self._capacity(scs, parsed, http, result, smoke_duration)
-        return self._record(result, label, capacity=capacity)
+        return self._record(result, label, capacity=capacity, server=server)
 
     def run_shared(
         self,
@@ -343,10 +365,10 @@ class LoadTest:
                 "with certload.run() or --certload-isolate."
             )
         if self.settings.isolate:
-            result = self._execute(
+            result, server = self._execute(
                 [self._shortened(scenarios[own], smoke_duration)], parsed, http, where
             )
-            return self._record(result, label)
+            return self._record(result, label, server=server)
         shared = self._shared.get(group)
         if shared is None or own not in shared.scenarios:
             members = self._shared.members(group)
@@ -365,8 +387,8 @@ class LoadTest:
                 for m, kwargs in members.items()
             ]
             what = f"shared run {group!r} ({', '.join(sc.name for sc in together)})"
-            result = self._execute(together, [], http, what)
-            shared = SharedRun(group, tuple(sc.name for sc in together), result)
+            result, server = self._execute(together, [], http, what)
+            shared = SharedRun(group, tuple(sc.name for sc in together), result, server)
             self._shared.keep(shared)
         view = shared.result.view(own)
         limits = self._health()
@@ -375,7 +397,9 @@ class LoadTest:
         view.thresholds = judge_run(parsed, view, min_tail_samples=self._min_tail_samples())
         others = tuple(name for name in shared.scenarios if name != own)
         capacity = self._capacity([scenarios[own]], parsed, http, view, smoke_duration)
-        return self._record(view, label, group=group, ran_with=others, capacity=capacity)
+        return self._record(
+            view, label, group=group, ran_with=others, capacity=capacity, server=shared.server
+        )
 
     def _thresholds(
         self, thresholds: Mapping[str, Any] | Sequence[Threshold] | None
@@ -423,13 +447,54 @@ class LoadTest:
         thresholds: list[Threshold],
         http: HTTPOptions | None,
         what: str,
-    ) -> RunResult:
-        """One run with the session's settings, the stack checked before and after."""
+    ) -> tuple[RunResult, ServerTelemetry | None]:
+        """One run with the session's settings, the stack checked before and after, and
+        (unless ``--certload-telemetry off``) the stack and the generator sampled beside
+        it."""
         self._check_stack_before()
-        with self._interrupts.run_in_progress() as stop:
-            result = self._run(scenarios, thresholds, self._health(), http, stop, what)
+        sampler = None
+        if self.settings.telemetry_ns:
+            sampler = Sampler(self._telemetry_sources(), interval_ns=self.settings.telemetry_ns)
+            sampler.start()
+        result: RunResult | None = None
+        try:
+            with self._interrupts.run_in_progress() as stop:
+                result = self._run(scenarios, thresholds, self._health(), http, stop, what)
+        finally:
+            server = (
+                sampler.stop(
+                    t0_ns=result.t0_ns if result is not None else None,
+                    generator_cpu_ns=result.cpu_ns if result is not None else None,
+                )
+                if sampler is not None
+                else None
+            )
         self._check_stack_after(result)
-        return result
+        return result, server
+
+    def _telemetry_sources(self) -> TelemetrySources:
+        """What the sampler can read of this session's stack."""
+        watch = self._watch
+        if watch is None:
+            return TelemetrySources(
+                notes=("no stack in this session: only the generator's processes are sampled",)
+            )
+        info = watch.info
+        pids = watch.process_ids()
+        notes: tuple[str, ...] = ()
+        if not pids:
+            notes = (
+                f"no process figures: the {info.provider} stack's processes are not ours "
+                "to sample (only database statistics and certctl's metrics are read)",
+            )
+        return TelemetrySources(
+            processes=pids,
+            dsn=info.dsn,
+            certctl_url=info.certctl_url,
+            token=info.token,
+            verify=info.verify(),
+            notes=notes,
+        )
 
     def _capacity(
         self,
@@ -476,7 +541,7 @@ class LoadTest:
         def run_step(rate: float, previous: float) -> CapacityStep:
             step = step_scenario(sc, rate, previous, dwell_ns=dwell, ramp_ns=CAPACITY_RAMP_NS)
             what = f"capacity {sc.name} at {rate:,.0f}/s"
-            ran = self._execute([step], own, http, what)
+            ran, _ = self._execute([step], own, http, what)
             found = summarize(rate, ran, sc.name, ran.thresholds)
             if not found.passed:
                 # what the server still holds from this step must not count against the
@@ -502,6 +567,7 @@ class LoadTest:
         group: str = "",
         ran_with: tuple[str, ...] = (),
         capacity: Sequence[CapacityResult] = (),
+        server: ServerTelemetry | None = None,
     ) -> RunResult:
         """Keep the run (run file, junit properties), then judge it for this test."""
         self.results.append(result)
@@ -513,6 +579,7 @@ class LoadTest:
             group=group,
             ran_with=ran_with,
             capacity=tuple(capacity),
+            server=server,
         )
         self._session.add(record)
         self._item.user_properties.extend(run_properties(result))
@@ -526,8 +593,12 @@ class LoadTest:
             self._item.user_properties.append(
                 ("certload.shared_run", f"{group}: ran with {', '.join(ran_with)}")
             )
+        if server is not None:
+            whole = server.context(0, result.duration_ns)
+            if whole:
+                self._item.user_properties.append(("certload.server", whole))
         self._interrupts.interrupt_if_requested()
-        return self._judge(result)
+        return self._judge(result, server)
 
     def _run(
         self,
@@ -589,7 +660,7 @@ class LoadTest:
             f"{p.failed:,} failed requests, {p.dropped:,} dropped, {p.vus} VUs"
         )
 
-    def _judge(self, result: RunResult) -> RunResult:
+    def _judge(self, result: RunResult, server: ServerTelemetry | None = None) -> RunResult:
         why = [f"  ! {cause}" for cause in result.causes()]
         because = "\nwhy requests failed:\n" + "\n".join(why) if why else ""
         if result.unreachable:
@@ -610,9 +681,11 @@ class LoadTest:
             if result.breaches:
                 lines.append("thresholds that breached in this untrustworthy run:")
                 lines += [f"  - {r.message()}" for r in result.breaches]
+            if server is not None and (whole := server.context(0, result.duration_ns)):
+                lines.append(f"  {whole}")
             self._pending.append("\n".join(lines) + because)
             return result
-        problems = [r.message() for r in result.breaches]
+        problems = [breach_message(r, result, server) for r in result.breaches]
         if result.aborted:
             problems.append(f"run aborted: {result.aborted}")
         if problems:

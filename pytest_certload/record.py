@@ -38,6 +38,7 @@ from .engine import RunResult
 from .engine.capacity import CapacityResult
 from .errors import ConfigError, RecordError
 from .intervals import write_hdr_log
+from .telemetry import ServerTelemetry
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -120,6 +121,9 @@ class RunRecord:
     ran_with: tuple[str, ...] = ()
     #: with --certload-capacity: each open-model scenario's capacity search
     capacity: tuple[CapacityResult, ...] = ()
+    #: what the stack's processes, its database and the generator did during the run
+    #: (None with --certload-telemetry off)
+    server: ServerTelemetry | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +134,7 @@ class RunRecord:
             "group": self.group,
             "ran_with": list(self.ran_with),
             "capacity": [c.to_dict() for c in self.capacity],
+            "server": self.server.to_dict() if self.server is not None else None,
             "result": self.result.to_dict(),
         }
 
@@ -148,6 +153,12 @@ class RunRecord:
                 ran_with=tuple(str(name) for name in data.get("ran_with", ())),
                 # absent before capacity searches existed
                 capacity=tuple(CapacityResult.from_dict(c) for c in data.get("capacity", ())),
+                # absent before telemetry existed, null when it was off
+                server=(
+                    ServerTelemetry.from_dict(data["server"])
+                    if data.get("server") is not None
+                    else None
+                ),
             )
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise RecordError(

@@ -29,7 +29,7 @@ from .record import DEFAULT_OUTPUT_DIR
 from .redaction import redact_dsn, redact_url
 from .stack import TARGET_TYPES
 from .stack.session import StackRequest
-from .units import DURATION_GRAMMAR, NS_PER_S, parse_duration_ns
+from .units import DURATION_GRAMMAR, NS_PER_MS, NS_PER_S, parse_duration_ns
 
 __all__ = [
     "OPTIONS",
@@ -101,6 +101,20 @@ def _progress(raw: str) -> int:
         return parse_duration_ns(raw, allow_zero=False)
     except ConfigError:
         raise OptionValueError("progress interval", f"'off' or {DURATION_GRAMMAR}") from None
+
+
+def _telemetry(raw: str) -> int:
+    if raw.strip().lower() in ("off", "0", "no", "false"):
+        return 0
+    try:
+        value = parse_duration_ns(raw, allow_zero=False)
+    except ConfigError:
+        value = 0
+    if value < 100 * NS_PER_MS:
+        raise OptionValueError(
+            "telemetry interval", f"'off' or a duration of at least 100ms ({DURATION_GRAMMAR})"
+        )
+    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -306,6 +320,18 @@ OPTIONS: tuple[Option, ...] = (
         attr="progress_ns",
     ),
     Option(
+        "--certload-telemetry",
+        "certload_telemetry",
+        _telemetry,
+        NS_PER_S,
+        "EVERY",
+        "sample the stack's processes (CPU, RSS, threads, fds), PostgreSQL's statistics "
+        "and the generator's CPU this often during each run, and certctl's metrics at its "
+        "start and end ('off' to disable)",
+        shown_default="1s",
+        attr="telemetry_ns",
+    ),
+    Option(
         "--certload-ca",
         "certload_ca",
         _ca,
@@ -466,6 +492,7 @@ class Settings:
     health: HealthLimits
     min_tail_samples: int
     progress_ns: int
+    telemetry_ns: int
     ca: str | None
     certctl_url: str | None
     certctl_token: str | None = field(repr=False)

@@ -1,4 +1,5 @@
-"""REST handlers under /api/v1 (health, auth, certificates, bulk ops, agents, jobs)."""
+"""REST handlers under /api/v1 (health, auth, certificates, bulk ops, agents, jobs,
+metrics)."""
 
 from __future__ import annotations
 
@@ -802,6 +803,53 @@ async def get_job(app: DoubleApp, request: Request) -> Response:
     if row is None:
         raise HttpError(404, "Job not found")
     return raw_json(200, row[0])
+
+
+# -- metrics --------------------------------------------------------------------------
+
+#: The media type of Prometheus' text exposition format 0.0.4, as certctl sends it.
+PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
+
+#: Job statuses certctl's dashboard summary counts as pending (exact, case-sensitive
+#: matches, so the demo seed's lowercase ``pending``/``running`` rows are not counted).
+PENDING_JOB_STATUSES = ("Pending", "AwaitingCSR", "AwaitingApproval", "Running")
+
+#: certctl counts an agent as online when its last heartbeat is this recent, whatever
+#: its ``status`` column says; retired agents are not counted.
+AGENT_ONLINE_WINDOW = "5 minutes"
+
+_METRIC_COUNTS = f"""
+SELECT (SELECT count(*) FROM managed_certificates),
+       (SELECT count(*) FROM agents WHERE retired_at IS NULL
+            AND last_heartbeat_at > NOW() - INTERVAL '{AGENT_ONLINE_WINDOW}'),
+       (SELECT count(*) FROM jobs WHERE status = ANY(%s))
+"""
+
+#: (name, help) of the gauges served, in the order of ``_METRIC_COUNTS``' columns.
+PROMETHEUS_GAUGES = (
+    ("certctl_certificate_total", "Managed certificates, whatever their status."),
+    ("certctl_agent_online", "Non-retired agents that sent a heartbeat in the last 5 minutes."),
+    (
+        "certctl_job_pending",
+        "Jobs waiting or running (Pending, AwaitingCSR, AwaitingApproval, Running).",
+    ),
+)
+
+
+async def prometheus_metrics(app: DoubleApp, request: Request) -> Response:
+    """``GET /api/v1/metrics/prometheus``: the gauges the double can count from its
+    tables (one round trip of COUNT queries), in the text exposition format."""
+    try:
+        async with app.pool.connection() as conn:
+            cur = await conn.execute(_METRIC_COUNTS, [list(PENDING_JOB_STATUSES)])
+            row = await cur.fetchone()
+    except psycopg.Error:
+        raise HttpError(500, "Failed to collect metrics") from None
+    assert row is not None
+    lines: list[str] = []
+    for (name, help_text), value in zip(PROMETHEUS_GAUGES, row, strict=True):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}", ""]
+    return Response(200, "\n".join(lines).encode(), PROMETHEUS_TEXT)
 
 
 # -- the double's own fault endpoint --------------------------------------------------

@@ -36,6 +36,7 @@ def build_router() -> Router:
     add("POST", "/api/v1/agents/{id}/heartbeat", _api.heartbeat)
     add("GET", "/api/v1/jobs", _api.list_jobs, head=json_405)
     add("GET", "/api/v1/jobs/{id}", _api.get_job, head=json_405)
+    add("GET", "/api/v1/metrics/prometheus", _api.prometheus_metrics, head=json_405)
     add("GET", FAULTS_PATH, _api.faults_get)
     add("POST", FAULTS_PATH, _api.faults_set)
     add("DELETE", FAULTS_PATH, _api.faults_clear)

@@ -145,6 +145,8 @@ def merge_results(
         intervals=merge_intervals([r.intervals for r in results]),
         interval_ns=results[0].interval_ns,
         warmup_store=warm,
+        t0_ns=min((r.t0_ns for r in results if r.t0_ns), default=0),
+        cpu_ns={worker: sum(r.cpu_ns.values()) for worker, r in zip(names, results, strict=True)},
     )
     result.thresholds = judge_run(thresholds, result, min_tail_samples=min_tail_samples)
     return result

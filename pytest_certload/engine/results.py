@@ -122,6 +122,12 @@ class RunResult:
     interval_ns: int = 1_000_000_000
     warmup_store: MetricStore | None = None
     scope: dict[str, str] = field(default_factory=dict)
+    #: ``perf_counter_ns`` of the run's start in the process that ran it (0: unknown),
+    #: what server telemetry sampled beside the run is aligned on
+    t0_ns: int = 0
+    #: CPU time each generator process spent from the run's start to its end (``local``
+    #: for a run in this process; a worker name each in a ``--certload-tx`` merge)
+    cpu_ns: dict[str, int] = field(default_factory=dict)
 
     @property
     def breaches(self) -> list[ThresholdResult]:
@@ -222,6 +228,8 @@ class RunResult:
             interval_ns=self.interval_ns,
             warmup_store=None if self.warmup_store is None else self.warmup_store.subset(scope),
             scope=scope,
+            t0_ns=self.t0_ns,
+            cpu_ns=dict(self.cpu_ns),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +245,8 @@ class RunResult:
             "intervals": [iv.to_dict() for iv in self.intervals],
             "warmup_metrics": None if self.warmup_store is None else self.warmup_store.to_dict(),
             "scope": self.scope,
+            "t0_ns": self.t0_ns,
+            "cpu_ns": self.cpu_ns,
         }
 
     @classmethod
@@ -258,4 +268,6 @@ class RunResult:
                 else None
             ),
             scope={str(k): str(v) for k, v in data.get("scope", {}).items()},
+            t0_ns=int(data.get("t0_ns", 0)),
+            cpu_ns={str(k): int(v) for k, v in data.get("cpu_ns", {}).items()},
         )

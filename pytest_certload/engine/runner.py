@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -140,6 +141,7 @@ async def run(
     for r in runs:
         r.init_vus()
     t0 = clock.now_ns()
+    cpu0 = time.process_time_ns()
 
     def live_scope() -> Scope:
         return Scope.build(
@@ -203,6 +205,8 @@ async def run(
         intervals=intervals,
         interval_ns=interval,
         warmup_store=warm if warming_until else None,
+        t0_ns=t0 if isinstance(clock, RealClock) else 0,
+        cpu_ns={"local": time.process_time_ns() - cpu0},
     )
     result.thresholds = judge_run(parsed, result, min_tail_samples=options.min_tail_samples)
     return result

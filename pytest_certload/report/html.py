@@ -6,7 +6,9 @@ verdict, generator-health problems and stalls, and per scenario one chart (inlin
 drawn by matplotlib) with four panels: latency over time (p50/p95/p99 per interval, the
 warm-up shaded, breached windows in red, where the generator stalled hatched), the
 latency distribution as an HDR percentile plot, achieved against target rate, and failed
-requests / dropped iterations over time. A test that ran a capacity search
+requests / dropped iterations over time; with telemetry, a server section: each
+scenario's p95, CPU per service and PostgreSQL's sessions on one time axis, the services'
+peaks, the top statements (:mod:`.server_html`). A test that ran a capacity search
 (``--certload-capacity``) gets, per searched scenario, the knee: latency percentiles and
 error rate against the offered rate, one point per step (pass, fail and generator-bound
 marked apart), the bracket of the answer shaded, the contract rate marked, the answer
@@ -44,6 +46,7 @@ from .meta import (
     window_text,
     windows_tally,
 )
+from .server_html import server_section
 from .stats import (
     breached_window_spans,
     hiccup_stats,
@@ -744,6 +747,7 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
             parts.append(f'<p class="nochart">{_e(INSTALL_HINT)}</p>')
         parts.append("</figure>")
     parts += _knee_section(record, start_index, charts)
+    parts += server_section(record, start_index, charts=charts, install_hint=INSTALL_HINT)
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -188,6 +188,7 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
         entry["generator_hiccup"] = hiccups
     if record.capacity:
         entry["capacity"] = {found.scenario: found.to_dict() for found in record.capacity}
+    entry["server"] = record.server.summary() if record.server is not None else None
     return entry
 
 

@@ -9,6 +9,7 @@ these lines.
 from __future__ import annotations
 
 from ..record import SessionRecord
+from ..telemetry import GENERATOR, ServerTelemetry
 from .meta import (
     TLS_OFF,
     breached_windows_text,
@@ -44,6 +45,28 @@ def _row(cells: list[str]) -> str:
     return " ".join(
         f"{cell:{align}{width}}" for cell, (_, align, width) in zip(cells, _COLUMNS, strict=True)
     ).rstrip()
+
+
+def server_text(server: ServerTelemetry) -> str:
+    """One line on a run's telemetry: CPU seconds (and peak RSS) per service, the
+    generator's CPU, the peak of waiting sessions; ``telemetry: N notes`` when some
+    figure could not be read (summary.json and the HTML report list them)."""
+    summary = server.summary()
+    parts = []
+    for name in server.services:
+        s = summary[name]
+        if s.get("cpu_s") is None:
+            continue
+        if name not in ("certctl", "postgres", GENERATOR) and s["cpu_s"] < 0.05:
+            continue  # an idle connector target
+        rss = s.get("rss_max_bytes")
+        parts.append(f"{name} {s['cpu_s']:.1f} s CPU" + (f" ({rss / 1e6:,.0f} MB)" if rss else ""))
+    waiting = summary["postgres"].get("waiting_max")
+    if waiting:
+        parts.append(f"postgres peak {waiting} session(s) waiting")
+    if server.notes:
+        parts.append(f"{len(server.notes)} note(s) in summary.json")
+    return ", ".join(parts) or "nothing could be sampled"
 
 
 def render(session: SessionRecord) -> list[str]:
@@ -107,5 +130,7 @@ def render(session: SessionRecord) -> list[str]:
             lines.append(f"    steps: {capacity_steps_text(found)}")
         for note in result.notes:
             lines.append(f"    - note: {note}")
+        if record.server is not None:
+            lines.append(f"  server: {server_text(record.server)}")
     lines += [f"! could not write {problem}" for problem in session.write_errors]
     return lines

@@ -540,6 +540,17 @@ class ContainerStack:
                 dead.append(describe_exit(f"container {name}", status, tail))
         return dead
 
+    def process_ids(self) -> dict[str, int]:
+        """Container name -> host pid of its main process, as the engine reports it
+        (rootless podman and docker alike run it in the host's process table); a
+        container whose state cannot be read is left out."""
+        out = {}
+        for name, container in list(self._containers.items()):
+            pid = container_pid(container)
+            if pid:
+                out[name] = pid
+        return out
+
     def copy_logs(self, directory: Path) -> list[Path]:
         """Write every container's output into ``directory/<name>.log`` now; the files
         written. Never raises."""
@@ -570,6 +581,20 @@ def container_exit_status(container: Any) -> int | None:
         return int(wrapped.attrs["State"]["ExitCode"])
     except Exception:  # an engine that does not answer is not a death
         return None
+
+
+def container_pid(container: Any) -> int | None:
+    """The host pid of a running container's main process, else None (not running, or
+    its state unreadable)."""
+    try:
+        wrapped = container.get_wrapped_container()
+        if wrapped is None:
+            return None
+        wrapped.reload()
+        pid = int(wrapped.attrs["State"]["Pid"])
+    except Exception:  # an engine that does not answer gives nothing to sample
+        return None
+    return pid or None
 
 
 def write_container_log(name: str, container: Any, directory: Path) -> Path | None:

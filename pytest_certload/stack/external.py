@@ -54,6 +54,10 @@ class ExternalStack:
         """No logs to keep: the stack's logs are someone else's."""
         return []
 
+    def process_ids(self) -> dict[str, int]:
+        """None to sample: the stack's processes are someone else's (maybe elsewhere)."""
+        return {}
+
     async def __aenter__(self) -> StackInfo:
         return await self.start()
 

@@ -249,6 +249,16 @@ class LocalStack:
                 copied.append(directory / f"{name}.log")
         return copied
 
+    def process_ids(self) -> dict[str, int]:
+        """Service name -> pid of each running service's process (postgres: the
+        postmaster, whose backends are its children)."""
+        out = {}
+        for name, service in list(self.services.items()):
+            pid = getattr(service, "pid", None)
+            if isinstance(pid, int) and service.exit_status() is None:
+                out[name] = pid
+        return out
+
     async def __aenter__(self) -> StackInfo:
         return await self.start()
 

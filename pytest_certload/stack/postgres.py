@@ -271,6 +271,13 @@ class LocalPostgres:
                 "log_min_messages=warning",
                 "-c",
                 "logging_collector=off",
+                # statement statistics for the telemetry's top statements; utility
+                # statements (CREATE ROLE ... PASSWORD) are not tracked, so no literal of
+                # theirs is ever kept
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "pg_stat_statements.track_utility=off",
             ]
             for key, value in self._settings:
                 argv += ["-c", f"{key}={value}"]
@@ -381,6 +388,19 @@ class LocalPostgres:
                     sql.Identifier("certctl"), sql.Identifier(self.user)
                 )
             )
+            # the login role reads every session's activity and statement (telemetry)
+            await conn.execute(
+                sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(self.user))
+            )
+        async with await psycopg.AsyncConnection.connect(
+            self._admin_conninfo("certctl"), autocommit=True
+        ) as conn:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while the server runs."""
+        return self._proc.pid if self._proc is not None else None
 
     async def wait_ready(self, timeout_ns: int) -> None:
         """Wait until the ``certctl`` database accepts a password login over TCP."""

@@ -81,3 +81,9 @@ class StackProvider(Protocol):
         """Copy every service's log into ``directory`` now; the files written. Never
         raises."""
         ...
+
+    def process_ids(self) -> dict[str, int]:
+        """Service name -> pid of its root process on this host, for the services whose
+        processes can be sampled (telemetry); empty for a stack that is not ours. Never
+        raises."""
+        ...

@@ -106,6 +106,16 @@ class OpenStack:
         except Exception as exc:  # a liveness check must not end the session
             return [f"the liveness check of the {self.info.provider} stack failed: {exc}"]
 
+    def process_ids(self) -> dict[str, int]:
+        """Service name -> pid of each service process on this host that telemetry can
+        sample (empty for an external stack). Never raises."""
+        if self.provider is None:
+            return {}
+        try:
+            return self.provider.process_ids()
+        except Exception:  # sampling is an extra: a provider that cannot tell gives none
+            return {}
+
     def copy_logs(self) -> list[Path]:
         """Copy every service's log into :attr:`logs_dir` now (the stack copies them again
         as it is torn down); the files written. Never raises."""

@@ -8,6 +8,7 @@ the example must pass with the plugin's own fixtures only.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def test_readme_example_passes_against_the_embedded_stack(pytester: pytest.Pytes
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*list_certificates*"])
+    out = pytester.path / "certload-results"
     for report in ("summary.json", "report.html"):
-        assert (pytester.path / "certload-results" / report).is_file()
-    assert list((pytester.path / "certload-results" / "runs").glob("*.json"))
+        assert (out / report).is_file()
+    assert list((out / "runs").glob("*.json"))
+    # telemetry, on by default: the embedded stack's processes, its database, the generator
+    (entry,) = json.loads((out / "summary.json").read_text())["tests"]
+    server = entry["server"]
+    assert server["certctl"]["cpu_s"] > 0, server["notes"]
+    assert server["certctl"]["rss_max_bytes"] > 0
+    assert server["postgres"]["cpu_s"] > 0
+    assert server["postgres"]["top_statements"], server["notes"]
+    assert server["generator"]["cpu_s"] > 0
+    assert 'class="chart server"' in (out / "report.html").read_text()
+    result.stdout.fnmatch_lines(["*server: certctl * s CPU*"])

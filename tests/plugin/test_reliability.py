@@ -18,6 +18,7 @@ import pytest
 
 from pytest_certload.redaction import MASK, Redactor, SecretHeaders, redact_url
 from pytest_certload.settings import resolve
+from pytest_certload.stack import StackInfo
 from tests.support.servers import LatencyServer, latency_server
 
 TOKEN = "tok-4f1d9c2e-secret"
@@ -347,6 +348,12 @@ class _Watch:
     def copy_logs(self) -> list[Path]:
         self.copied += 1
         return [self.logs / "postgres.log"]
+
+    #: an external-looking stack: nothing for telemetry to sample but the generator
+    info = StackInfo(certctl_url="", token="", admin_token="")
+
+    def process_ids(self) -> dict[str, int]:
+        return {}
 
 
 def test_a_service_that_dies_during_a_run_is_the_named_cause(tmp_path: Path) -> None:

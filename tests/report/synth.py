@@ -9,7 +9,7 @@ runs are exact and instant, and two seeds give two samples of the same load.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario,
 from pytest_certload.engine.capacity import CapacityResult, CapacityStep, search
 from pytest_certload.metrics import GENERATOR_HICCUP, tagset
 from pytest_certload.record import RunRecord, SessionRecord
+from pytest_certload.telemetry import GENERATOR, ServerTelemetry, Tick
+from pytest_certload.units import NS_PER_S
 
 MS = 1_000_000
 
@@ -78,10 +80,46 @@ def synthetic_run(
     return anyio.run(main)
 
 
+def synthetic_server(duration_ns: int, *, lock_from_s: int = 2) -> ServerTelemetry:
+    """Telemetry of a run of ``duration_ns``: certctl and postgres busy, one statement,
+    sessions waiting on a lock from ``lock_from_s`` on."""
+    ticks = []
+    for i in range(max(1, duration_ns // NS_PER_S)):
+        waiting = 3 if i >= lock_from_s else 0
+        ticks.append(
+            Tick(
+                i * NS_PER_S,
+                (i + 1) * NS_PER_S,
+                cpu_ns={"certctl": 400_000_000, "postgres": 200_000_000, GENERATOR: 300_000_000},
+                rss_bytes={"certctl": 90_000_000, "postgres": 200_000_000, GENERATOR: 80_000_000},
+                threads={"certctl": 6, "postgres": 10, GENERATOR: 3},
+                fds={"certctl": 40, "postgres": 200, GENERATOR: 30},
+                db={"xact_commit": 100, "blks_hit": 5000},
+                sessions={"active": 1 + waiting, "idle_in_transaction": 0, "waiting": waiting},
+                wait_events={"Lock:relation": waiting} if waiting else {},
+                db_time_ms=50.0,
+                statements=[(7, 100, 40.0)],
+            )
+        )
+    return ServerTelemetry(
+        interval_ns=NS_PER_S,
+        ticks=ticks,
+        services=["certctl", "postgres", GENERATOR],
+        texts={7: "SELECT id FROM managed_certificates WHERE status = $1"},
+        top=[(7, 100 * len(ticks), 40.0 * len(ticks))],
+        generator_cpu_ns={"local": 300_000_000 * len(ticks)},
+    )
+
+
 def recorder_with(
-    output_dir: Path, runs: Sequence[tuple[str, RunResult]], *, double: bool = True
+    output_dir: Path,
+    runs: Sequence[tuple[str, RunResult]],
+    *,
+    double: bool = True,
+    servers: Mapping[str, ServerTelemetry] | None = None,
 ) -> SessionRecord:
-    """A session record holding ``(nodeid, result)`` runs, as the plugin would fill it."""
+    """A session record holding ``(nodeid, result)`` runs, as the plugin would fill it
+    (``servers``: the telemetry of some of them, by nodeid)."""
     recorder = SessionRecord(output_dir=output_dir, profile="smoke", http_backend="fast")
     if double:
         recorder.target = (
@@ -94,7 +132,8 @@ def recorder_with(
             "kind": "double",
         }
     for nodeid, result in runs:
-        recorder.add(RunRecord(nodeid, "", result, recorder.target))
+        server = (servers or {}).get(nodeid)
+        recorder.add(RunRecord(nodeid, "", result, recorder.target, server=server))
         recorder.outcomes[nodeid] = "passed" if result.ok else "failed"
     recorder.write_index()
     return recorder

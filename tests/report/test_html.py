@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ import pytest
 
 from pytest_certload.engine import RunResult
 from pytest_certload.report import html
-from tests.report.synth import SCENARIO_FILE, recorder_with, synthetic_run
+from tests.report.synth import SCENARIO_FILE, recorder_with, synthetic_run, synthetic_server
 
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM = next((p for p in map(shutil.which, _BROWSERS) if p), None)
@@ -32,18 +33,27 @@ CHROMIUM_FLAGS = (
 
 
 class _Charts(HTMLParser):
-    """Counts chart figures, and the <svg> elements inside each, by scenario."""
+    """Counts chart figures, and the <svg> elements inside each, by scenario (a run's
+    server chart is counted apart, in ``servers``: the number of <svg> in each)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.charts: list[str] = []
+        self.servers: list[int] = []
+        self._server = False
         self.svgs: dict[int, int] = {}
         self._depth = 0
         self._in: int | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        if tag == "figure" and "chart" in (a.get("class") or "").split():
+        classes = (a.get("class") or "").split()
+        if tag == "figure" and "server" in classes:
+            self.servers.append(0)
+            self._server = True
+        elif tag == "svg" and self._server:
+            self.servers[-1] += 1
+        elif tag == "figure" and "chart" in classes:
             self.charts.append(a.get("data-scenario") or "")
             self._in = len(self.charts) - 1
         elif tag == "svg" and self._in is not None:
@@ -52,6 +62,7 @@ class _Charts(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "figure":
             self._in = None
+            self._server = False
 
 
 def _charts(text: str) -> _Charts:
@@ -62,14 +73,14 @@ def _charts(text: str) -> _Charts:
 
 @pytest.fixture(scope="module")
 def report(run_a: RunResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A report of two tests: two scenarios, then one (three charts in all)."""
+    """A report of two tests: two scenarios, then one (three charts in all); the first
+    has telemetry (its server chart)."""
     single = synthetic_run(seed=5, scenarios=("agent_storm",), duration="4s", rate=50)
+    api = "tests/load/test_api.py::test_api_tier"
     recorder = recorder_with(
         tmp_path_factory.mktemp("report"),
-        [
-            ("tests/load/test_api.py::test_api_tier", run_a),
-            ("tests/load/test_scale.py::test_agent_storm", single),
-        ],
+        [(api, run_a), ("tests/load/test_scale.py::test_agent_storm", single)],
+        servers={api: synthetic_server(run_a.duration_ns)},
     )
     return html.write_report(recorder)
 
@@ -79,6 +90,23 @@ def test_one_chart_per_scenario_each_an_inline_svg(report: Path) -> None:
     found = _charts(report.read_text())
     assert found.charts == ["issuance_acceptance", "list_certificates", "agent_storm"]
     assert all(found.svgs.get(i) == 1 for i in range(3)), found.svgs
+    assert found.servers == [1]  # only the run with telemetry has a server chart
+
+
+def test_the_server_section_tables_services_statements_and_notes(
+    run_a: RunResult, tmp_path: Path
+) -> None:
+    server = synthetic_server(run_a.duration_ns)
+    server.notes.append(
+        "certctl metrics not read: GET https://x/api/v1/metrics/prometheus answered 401"
+    )
+    recorder = recorder_with(tmp_path, [("t::x", run_a)], servers={"t::x": server})
+    text = html.render(recorder)
+    assert "<h3>Server</h3>" in text
+    cpu_s = 0.4 * len(server.ticks)  # 0.4 s a tick
+    assert f'<td class="l">certctl</td><td>{cpu_s:.2f}</td>' in text
+    assert "SELECT id FROM managed_certificates WHERE status = $1" in text
+    assert "answered 401" in text
 
 
 def test_the_report_is_self_contained(report: Path) -> None:
@@ -142,6 +170,15 @@ def test_headless_chromium_renders_one_chart_per_scenario(report: Path, tmp_path
     found = _charts(dom.stdout)
     assert found.charts == ["issuance_acceptance", "list_certificates", "agent_storm"]
     assert all(found.svgs.get(i) == 1 for i in range(3)), found.svgs
+    # the server chart of the run with telemetry: its three panels on one time axis
+    assert found.servers == [1]
+    for title in (
+        "p95 latency per interval, by scenario",
+        "CPU per service (% of one core)",
+        "PostgreSQL sessions at each sample",
+    ):
+        assert dom.stdout.count(title) == 1, title
+    assert "SELECT id FROM managed_certificates WHERE status = $1" in dom.stdout
 
     shot = report.parent / "report.png"  # kept beside the report as the test's artifact
     done = subprocess.run(
@@ -174,7 +211,15 @@ def test_the_plugin_writes_the_report_beside_the_summary(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(
         [f"JSON summary: {out / 'summary.json'}", f"HTML report: {out / 'report.html'}"]
     )
-    assert _charts((out / "report.html").read_text()).charts == ["work"]
+    found = _charts((out / "report.html").read_text())
+    assert found.charts == ["work"]
+    # telemetry is on by default: the run's server chart (the generator, no stack here)
+    assert found.servers == [1]
+    summary = json.loads((out / "summary.json").read_text())
+    server = summary["tests"][0]["server"]
+    assert server["generator"]["cpu_s"] > 0
+    assert server["certctl"]["cpu_s"] is None
+    assert any("no stack in this session" in n for n in server["notes"])
 
 
 def test_a_regression_against_a_saved_baseline_fails_the_session(
