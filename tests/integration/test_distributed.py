@@ -9,6 +9,7 @@ Workers are told to misbehave through the spec's ``env:`` option.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -150,6 +151,10 @@ def test_two_gateways_split_the_schedule_and_merge_exactly(
     # progress lines summed over the workers
     assert ticks
     assert all(t.vus >= 2 for t in ticks)
+    # each worker's own CPU time (what telemetry reports as the generator's, per process)
+    assert set(merged.cpu_ns) == {"tx0", "tx1"}
+    assert all(ns > 0 for ns in merged.cpu_ns.values())
+    assert merged.t0_ns == min(s.t0_ns for s in shares if s is not None)
 
 
 def test_a_worker_that_dies_mid_run_is_named_and_the_other_share_kept(
@@ -497,6 +502,12 @@ def test_certload_tx_gives_one_verdict_per_test_with_merged_figures(
     )
     # one summary row per test, with the merged request count
     result.stdout.fnmatch_lines(["  within * 80 *", "  breach * 80 *"])
+    # the generator's CPU of each worker, in the telemetry of each test
+    summary = json.loads((pytester.path / "certload-results" / "summary.json").read_text())
+    for entry in summary["tests"]:
+        generator = entry["server"]["generator"]
+        assert set(generator["processes"]) == {"tx0", "tx1"}
+        assert generator["cpu_s"] == pytest.approx(sum(generator["processes"].values()), abs=0.01)
 
 
 def test_a_bad_tx_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
