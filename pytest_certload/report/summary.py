@@ -32,6 +32,7 @@ from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summa
 from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
 from ..thresholds import ThresholdResult, WindowResult, format_selector
+from .meta import own_target
 from .stats import hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
 
 __all__ = [
@@ -188,6 +189,8 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
         entry["generator_hiccup"] = hiccups
     if record.capacity:
         entry["capacity"] = {found.scenario: found.to_dict() for found in record.capacity}
+    if own := own_target(session.target, record.target):
+        entry["target"] = own
     return entry
 
 
