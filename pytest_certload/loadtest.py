@@ -317,7 +317,8 @@ class LoadTest:
 
         Durations follow the profile: ``canonical`` keeps each executor's duration,
         ``smoke`` shortens it to ``smoke_duration`` (argument, else the ``certload``
-        marker's, else 20 s); ``--certload-duration`` overrides both. Thresholds of the
+        marker's, else 20 s: a duration string with a unit such as ``"20s"``, a bare
+        number is refused); ``--certload-duration`` overrides both. Thresholds of the
         marker are added to ``thresholds``.
         """
         parsed = self._thresholds(thresholds)
