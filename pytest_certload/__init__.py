@@ -18,8 +18,10 @@ from .engine import (
     RunResult,
     Scenario,
     Stage,
+    executor_from_dict,
     run,
     run_sync,
+    scenario_from_k6,
 )
 from .errors import (
     CertloadError,
@@ -67,7 +69,9 @@ __all__ = [
     "TransportError",
     "UntrustworthyRun",
     "evaluate",
+    "executor_from_dict",
     "parse_thresholds",
     "run",
     "run_sync",
+    "scenario_from_k6",
 ]

@@ -55,7 +55,7 @@ from .stack import StackInfo
 from .stack.session import OpenStack
 from .telemetry import Sampler, ServerTelemetry, TelemetrySources
 from .thresholds import Threshold, ThresholdResult, parse_thresholds, threshold_list
-from .units import DURATION_GRAMMAR, NS_PER_MS, NS_PER_S, parse_duration_ns
+from .units import DURATION_GRAMMAR, NS_PER_MS, NS_PER_S, exact_ns, parse_duration_ns
 
 __all__ = [
     "MARKER_KWARGS",
@@ -74,7 +74,10 @@ CAPACITY_RAMP_NS = 2 * NS_PER_S
 CAPACITY_COOLDOWN_S = 2.0
 """Pause after a failed capacity step, for the server to drain what it still holds."""
 """Each capacity step ramps from the previous rate over this long (set apart as warm-up)."""
-#: keyword arguments of ``@pytest.mark.certload(...)``
+#: keyword arguments of ``@pytest.mark.certload(...)``: ``smoke_duration`` a duration
+#: string with a unit (``"20s"``; a bare number is refused), ``thresholds`` k6's mapping,
+#: ``health`` the ``--certload-health`` grammar, ``min_tail_samples`` a count of samples,
+#: ``target`` a label for the reports, ``group`` and ``scenario`` names of a shared run
 MARKER_KWARGS = (
     "smoke_duration",
     "thresholds",
@@ -154,8 +157,15 @@ class SharedRuns:
 
 
 def _duration_ns(value: object, what: str) -> int:
-    """A duration a user wrote: a string with a unit (a bare number is refused: ``2``
-    would otherwise silently mean 2 ns)."""
+    """A duration a user wrote: a string with a unit. A bare number is refused: k6 users
+    mean seconds, the engine reads a bare int as nanoseconds, so ``20`` is refused with
+    ``'20s'`` as the fix rather than guessed."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ConfigError(
+            f"{value!r} is not a valid {what}: a duration needs a unit (a bare number is "
+            f"nanoseconds in the engine, so {value} would mean {value} ns); write "
+            f"'{value}s', or {DURATION_GRAMMAR}."
+        )
     if not isinstance(value, str):
         raise ConfigError(
             f"{value!r} is not a valid {what}: a duration needs a unit; use {DURATION_GRAMMAR}."
@@ -271,6 +281,10 @@ class LoadTest:
         return str(self._marker.get("target") or self._session.target or "")
 
     def http_options(self, **overrides: Any) -> HTTPOptions:
+        """The session's HTTP options (backend, trust of the stack's CA) with
+        ``overrides`` applied, e.g. ``http_options(fresh_connection=True)`` or
+        ``http_options(http2=True)`` (which selects the ``httpx`` backend unless
+        ``--certload-http-backend`` names another)."""
         verify: bool | str = True
         ca = self.settings.ca
         if ca == "insecure":
@@ -279,14 +293,25 @@ class LoadTest:
             verify = ca
         elif self.stack is not None:
             verify = str(self.stack.ca) if self.stack.ca else self.stack.verify_tls
-        return replace(HTTPOptions(backend=self.settings.http_backend, verify=verify), **overrides)
+        source = self.settings.sources.get("certload_http_backend", "default")
+        # a backend the user chose is kept; the default one gives way to http2=True
+        backend = None if source == "default" else self.settings.http_backend
+        try:
+            return replace(HTTPOptions(backend=backend, verify=verify), **overrides)
+        except ConfigError as exc:
+            if backend is None or "backend" in overrides:
+                raise
+            raise ConfigError(
+                f"{exc} The backend {backend!r} comes from {source}; choose "
+                "--certload-http-backend httpx for HTTP/2, or leave it unset."
+            ) from None
 
     def _duration_for(self, sc: Scenario, smoke_ns: int | None) -> Scenario:
         sc = self._profile_duration(sc, smoke_ns)
         if self.settings.warmup_ns is None:
             return sc
         try:
-            return replace(sc, warmup=self.settings.warmup_ns)
+            return replace(sc, warmup=exact_ns(self.settings.warmup_ns))
         except ConfigError as exc:
             where = self.settings.sources.get("certload_warmup", "--certload-warmup")
             raise ConfigError(f"{exc} (the warm-up comes from {where})") from None
@@ -314,7 +339,8 @@ class LoadTest:
 
         Durations follow the profile: ``canonical`` keeps each executor's duration,
         ``smoke`` shortens it to ``smoke_duration`` (argument, else the ``certload``
-        marker's, else 20 s); ``--certload-duration`` overrides both. Thresholds of the
+        marker's, else 20 s: a duration string with a unit such as ``"20s"``, a bare
+        number is refused); ``--certload-duration`` overrides both. Thresholds of the
         marker are added to ``thresholds``.
         """
         parsed = self._thresholds(thresholds)

@@ -15,11 +15,13 @@ from .errors import ConfigError
 
 __all__ = [
     "DURATION_GRAMMAR",
+    "MIN_BARE_NS",
     "NS_PER_MS",
     "NS_PER_S",
     "NS_PER_UNIT",
     "DurationLike",
     "as_ns",
+    "exact_ns",
     "format_ms",
     "format_offset",
     "parse_duration_ns",
@@ -83,14 +85,36 @@ def parse_duration_ns(
     return ns
 
 
+#: a bare ``int`` below this many nanoseconds (1 ms) is refused by :func:`as_ns`: no
+#: duration, offset or timeout of a load test is that short, so it is a number of seconds
+#: written without its unit (``duration=30`` for ``"30s"``)
+MIN_BARE_NS = NS_PER_MS
+
+
 def as_ns(value: DurationLike, what: str, *, allow_zero: bool = False) -> int:
     """``value`` as integer nanoseconds: a bare ``int`` is already nanoseconds (the
-    engine's own unit), a string is parsed by :func:`parse_duration_ns`."""
+    engine's own unit), a string is parsed by :func:`parse_duration_ns`.
+
+    A bare ``int`` from 1 to 999,999 (under 1 ms) is refused: ``duration=30`` would
+    otherwise mean 30 ns where ``"30s"`` was meant.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0 or (value == 0 and not allow_zero):
             raise ConfigError(f"{value!r} is not a valid {what}; it must be greater than 0.")
+        if 0 < value < MIN_BARE_NS:
+            raise ConfigError(
+                f"{value!r} is not a valid {what}: a bare int is nanoseconds, so {value} means "
+                f"{value} ns; write '{value}s' (or {DURATION_GRAMMAR}), or integer "
+                f"nanoseconds of at least {MIN_BARE_NS:_} (1 ms)."
+            )
         return value
     return parse_duration_ns(value, what=what, allow_zero=allow_zero)
+
+
+def exact_ns(ns: int) -> DurationLike:
+    """Integer nanoseconds the code computed (not a user's number), as a duration that
+    :func:`as_ns` takes at any size: an ``int`` from 1 ms up, a ``"<n>ns"`` string below."""
+    return f"{ns}ns" if 0 < ns < MIN_BARE_NS else ns
 
 
 def format_ms(ns: float | None) -> str:

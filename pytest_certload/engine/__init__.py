@@ -19,7 +19,7 @@ from .executors import (
 from .health import HealthLimits, ScenarioHealth
 from .judging import judge_run
 from .merge import merge_results
-from .options import HTTPOptions, RunOptions, Scenario, StopRequest
+from .options import HTTPOptions, RunOptions, Scenario, StopRequest, scenario_from_k6
 from .results import Progress, RunResult, ScenarioResult
 from .runner import run, run_sync
 from .timeline import Timeline, TimelineRow
@@ -57,5 +57,6 @@ __all__ = [
     "merge_results",
     "run",
     "run_sync",
+    "scenario_from_k6",
     "vu_steps",
 ]

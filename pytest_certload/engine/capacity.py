@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..metrics import HTTP_REQ_DURATION, HTTP_REQ_SERVICE_TIME, RateSink, TrendSink
 from ..thresholds import Threshold, ThresholdResult, evaluate
-from ..units import NS_PER_S
+from ..units import NS_PER_S, exact_ns
 from .executors import ConstantArrivalRate, RampingArrivalRate, Stage
 from .options import Scenario
 from .results import RunResult
@@ -231,12 +231,13 @@ def step_scenario(
     # room for the server to hold requests: saturation shows as latency, not as a
     # generator that ran out of VUs at once
     most = max(pre, math.ceil(ex.vus_limit * factor * 2), math.ceil(rate * 2))
-    stages = [Stage(ramp_ns, rate), Stage(dwell_ns, rate)] if ramp_ns else [Stage(dwell_ns, rate)]
+    ramp, dwell = exact_ns(ramp_ns), exact_ns(dwell_ns)
+    stages = [Stage(ramp, rate), Stage(dwell, rate)] if ramp_ns else [Stage(dwell, rate)]
     step = RampingArrivalRate(
         stages, start_rate=previous, time_unit="1s", pre_allocated_vus=pre, max_vus=most
     )
-    graceful = min(sc.graceful_stop_ns, STEP_GRACEFUL_STOP_NS)
-    return replace(sc, executor=step, start_time=0, warmup=ramp_ns, graceful_stop=graceful)
+    graceful = exact_ns(min(sc.graceful_stop_ns, STEP_GRACEFUL_STOP_NS))
+    return replace(sc, executor=step, start_time=0, warmup=ramp, graceful_stop=graceful)
 
 
 def thresholds_for(scenario: str, thresholds: Sequence[Threshold]) -> list[Threshold]:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from ..errors import ConfigError
-from ..units import NS_PER_S, DurationLike, as_ns
+from ..units import NS_PER_S, DurationLike, as_ns, exact_ns
 
 __all__ = [
     "EXECUTORS",
+    "K6_SCENARIO_KEYS",
     "ConstantArrivalRate",
     "ConstantVUs",
     "Executor",
@@ -47,7 +48,11 @@ def _rate(value: object, what: str) -> float:
 
 @dataclass(frozen=True)
 class Stage:
-    """One ramp: move linearly to ``target`` over ``duration``."""
+    """One ramp: move linearly to ``target`` over ``duration``.
+
+    ``duration`` is a string with a unit (``"30s"``) or integer nanoseconds; ``target`` is
+    iterations per ``time_unit`` (arrival-rate executors) or a number of VUs (ramping-vus).
+    """
 
     duration: DurationLike
     target: float
@@ -78,7 +83,15 @@ def _stages(stages: Sequence[Stage | Mapping[str, Any]], what: str) -> tuple[Sta
 
 @dataclass(frozen=True)
 class ConstantArrivalRate:
-    """``rate`` iterations per ``time_unit`` for ``duration`` (k6 constant-arrival-rate)."""
+    """``rate`` iterations per ``time_unit`` for ``duration`` (k6 constant-arrival-rate).
+
+    Durations (``duration``, ``time_unit``) are strings with a unit, as k6 writes them
+    (``"5m"``, ``"1s"``), or integer **nanoseconds**: ``ConstantArrivalRate(50, 300)`` is
+    refused, since 300 ns is surely ``"300s"`` without its unit (see
+    :func:`pytest_certload.units.as_ns`). ``pre_allocated_vus`` VUs are made before the
+    start; a due iteration with no idle VU gets a new one up to ``max_vus`` (default
+    ``pre_allocated_vus``), else it is dropped (``dropped_iterations``).
+    """
 
     rate: float
     duration: DurationLike
@@ -118,7 +131,7 @@ class ConstantArrivalRate:
 
     def with_duration(self, duration_ns: int) -> ConstantArrivalRate:
         return ConstantArrivalRate(
-            self.rate, duration_ns, self.time_unit, self.pre_allocated_vus, self.max_vus
+            self.rate, exact_ns(duration_ns), self.time_unit, self.pre_allocated_vus, self.max_vus
         )
 
     def describe(self) -> dict[str, Any]:
@@ -134,7 +147,11 @@ class ConstantArrivalRate:
 
 @dataclass(frozen=True)
 class RampingArrivalRate:
-    """Arrival rate ramped linearly through ``stages`` (k6 ramping-arrival-rate)."""
+    """Arrival rate ramped linearly through ``stages`` (k6 ramping-arrival-rate).
+
+    ``start_rate`` and each stage's ``target`` are iterations per ``time_unit``; durations
+    (``time_unit``, each stage's) are strings with a unit or integer nanoseconds.
+    """
 
     stages: Sequence[Stage | Mapping[str, Any]]
     start_rate: float = 0
@@ -212,6 +229,9 @@ def _spread_ns(executor: ConstantVUs | RampingVUs) -> int:
 class ConstantVUs:
     """``vus`` virtual users looping for ``duration`` (k6 constant-vus).
 
+    Durations (``duration``, ``start_spread``) are strings with a unit (``"30s"``) or
+    integer nanoseconds.
+
     ``start_spread`` (ours, not k6's; default 0, all at once as k6): the VUs' first
     iterations start evenly spread over this time, VU ``i`` of ``n`` at
     ``i * start_spread / n``, so that they do not stampede the server (and the
@@ -241,7 +261,8 @@ class ConstantVUs:
         return self.vus
 
     def with_duration(self, duration_ns: int) -> ConstantVUs:
-        return ConstantVUs(self.vus, duration_ns, min(self.start_spread_ns, duration_ns))
+        spread = exact_ns(min(self.start_spread_ns, duration_ns))
+        return ConstantVUs(self.vus, exact_ns(duration_ns), spread)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -255,6 +276,10 @@ class ConstantVUs:
 @dataclass(frozen=True)
 class RampingVUs:
     """Virtual users ramped through ``stages`` (k6 ramping-vus).
+
+    Each stage's ``target`` is a number of VUs; durations (each stage's,
+    ``graceful_ramp_down``, ``start_spread``) are strings with a unit (``"30s"``) or
+    integer nanoseconds.
 
     ``start_spread`` (ours, not k6's; default 0): VUs that start at the same instant (the
     ``start_vus``, or a stage of duration 0) start their first iterations evenly spread
@@ -301,7 +326,7 @@ class RampingVUs:
             _scale_stages(self.stages, duration_ns),
             self.start_vus,
             self.graceful_ramp_down,
-            min(self.start_spread_ns, duration_ns),
+            exact_ns(min(self.start_spread_ns, duration_ns)),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -333,6 +358,7 @@ _K6_KEYS = {
     "gracefulRampDown": "graceful_ramp_down",
     "startSpread": "start_spread",
 }
+_SNAKE_TO_K6 = {snake: k6 for k6, snake in _K6_KEYS.items()}
 #: :meth:`describe`'s integer-nanosecond keys, back to the constructors' arguments
 _DESCRIBED_KEYS = {
     "duration_ns": "duration",
@@ -340,40 +366,89 @@ _DESCRIBED_KEYS = {
     "graceful_ramp_down_ns": "graceful_ramp_down",
     "start_spread_ns": "start_spread",
 }
+#: keys of a k6 scenario object that belong to the scenario, not to its executor
+#: (:func:`pytest_certload.engine.options.scenario_from_k6` takes them)
+K6_SCENARIO_KEYS = ("startTime", "gracefulStop", "exec", "tags", "env", "options")
+_SCENARIO_SPELLINGS = {
+    **{k: k for k in K6_SCENARIO_KEYS},
+    "start_time": "startTime",
+    "graceful_stop": "gracefulStop",
+}
+
+
+def _k6_name(field_name: str) -> str:
+    """An executor argument as k6 spells it, with our spelling beside it when it differs."""
+    k6 = _SNAKE_TO_K6.get(field_name)
+    return f"{k6} ({field_name})" if k6 else field_name
 
 
 def executor_from_dict(options: Mapping[str, Any], *, source: str = "") -> Executor:
-    """Build an executor from a k6-style options dict (``{"executor": ..., ...}``).
+    """Build an executor from k6's executor options (``{"executor": ..., ...}``).
 
-    Both k6's camelCase keys and snake_case are accepted, and so is an executor's own
-    :meth:`describe` (integer nanoseconds): ``executor_from_dict(ex.describe())`` behaves
-    as ``ex``.
+    k6's camelCase keys (``timeUnit``, ``preAllocatedVUs``, ...) and our snake_case are
+    both accepted, and so is an executor's own :meth:`describe` (integer nanoseconds):
+    ``executor_from_dict(ex.describe())`` behaves as ``ex``. Durations are strings with a
+    unit (``"5m"``, as k6 writes them) or integer nanoseconds. The keys of a k6 *scenario*
+    (``startTime``, ``gracefulStop``, ``exec``, ``tags``, ``env``) belong to the scenario
+    and are refused here with a pointer to :func:`~pytest_certload.scenario_from_k6`,
+    which takes the whole scenario object; any other unknown key is refused too.
     """
     where = f" (at {source})" if source else ""
-    opts = {_K6_KEYS.get(k, k): v for k, v in options.items()}
-    if "stages" in opts:
-        opts.pop("duration_ns", None)  # describe() derives it from the stages
-        opts["stages"] = [
-            {"duration": st["duration_ns"], "target": st.get("target")}
-            if isinstance(st, Mapping) and set(st) == {"duration_ns", "target"}
-            else st
-            for st in opts["stages"]
-        ]
-    opts = {_DESCRIBED_KEYS.get(k, k): v for k, v in opts.items()}
+    if not isinstance(options, Mapping):
+        raise ConfigError(
+            f"{options!r}{where} is not a k6 executor object; give a mapping such as "
+            "{'executor': 'constant-arrival-rate', 'rate': 50, 'duration': '5m'}."
+        )
+    scenario_keys = [k for k in options if k in _SCENARIO_SPELLINGS]
+    if scenario_keys:
+        raise ConfigError(
+            f"{', '.join(map(repr, scenario_keys))}{where}: "
+            f"{'keys' if len(scenario_keys) > 1 else 'a key'} of the k6 scenario, not of its "
+            "executor's options; pass the whole k6 scenario object to "
+            "scenario_from_k6(name, options, fn), or keep only the executor's options here "
+            "and give Scenario(start_time=..., graceful_stop=..., tags=...)."
+        )
+    # each argument under the constructor's name, remembering how the user spelled it
+    spelled: dict[str, str] = {}
+    opts: dict[str, Any] = {}
+    for key, value in options.items():
+        name = _K6_KEYS.get(key, key)
+        if name in _DESCRIBED_KEYS:
+            name = _DESCRIBED_KEYS[name]
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = exact_ns(value)
+        spelled[name] = key
+        opts[name] = value
     kind = opts.pop("executor", None)
     if kind not in EXECUTORS:
         raise ConfigError(
             f"{kind!r} is not a supported executor{where}; use one of {', '.join(EXECUTORS)}."
         )
-    for skip in ("start_time", "graceful_stop", "exec", "tags"):
-        opts.pop(skip, None)
+    if "stages" in opts:
+        opts.pop("duration", None)  # describe() gives it, derived from the stages
+        stages = opts["stages"]
+        if isinstance(stages, Sequence) and not isinstance(stages, str):
+            opts["stages"] = [
+                {"duration": exact_ns(st["duration_ns"]), "target": st.get("target")}
+                if isinstance(st, Mapping) and set(st) == {"duration_ns", "target"}
+                else st
+                for st in stages
+            ]
     cls = EXECUTORS[kind]
+    valid = list(cls.__dataclass_fields__)
+    unknown = [spelled[name] for name in opts if name not in valid]
+    if unknown:
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"of {kind}{where}; its options are {', '.join(_k6_name(f) for f in valid)} "
+            "(a k6 scenario's startTime, gracefulStop, exec and tags go to scenario_from_k6())."
+        )
     try:
         return cls(**opts)
-    except TypeError as exc:
-        fields_ = ", ".join(f for f in cls.__dataclass_fields__)
+    except TypeError as exc:  # a required option is missing
         raise ConfigError(
-            f"bad options for {kind}{where}: {exc}; valid options: {fields_}."
+            f"bad options for {kind}{where}: {exc}; its options are "
+            f"{', '.join(_k6_name(f) for f in valid)}."
         ) from exc
 
 
@@ -391,7 +466,8 @@ def _scale_stages(stages: Sequence[Stage | Mapping[str, Any]], duration_ns: int)
     """Stretch or shrink stage durations proportionally to a new total."""
     total = sum(_stage_ns(s) for s in stages)
     out = [
-        Stage(max(0, round(_stage_ns(s) * duration_ns / total)), _stage_target(s)) for s in stages
+        Stage(exact_ns(max(0, round(_stage_ns(s) * duration_ns / total))), _stage_target(s))
+        for s in stages
     ]
     return out
 

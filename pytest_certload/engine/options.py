@@ -12,13 +12,19 @@ import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..http import DEFAULT_BACKEND
+from ..http import BACKENDS, DEFAULT_BACKEND
 from ..metrics import MetricType
-from ..units import DurationLike, as_ns, format_offset
-from .executors import ConstantArrivalRate, Executor, RampingArrivalRate
+from ..units import DurationLike, as_ns, format_offset, parse_duration_ns
+from .executors import (
+    K6_SCENARIO_KEYS,
+    ConstantArrivalRate,
+    Executor,
+    RampingArrivalRate,
+    executor_from_dict,
+)
 from .health import HealthLimits
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ __all__ = [
     "Scenario",
     "StopRequest",
     "check_scenarios",
+    "scenario_from_k6",
 ]
 
 IterationFn = Callable[["VU"], Awaitable[None]]
@@ -52,15 +59,45 @@ METRIC_KINDS: Mapping[str, tuple[MetricType, bool]] = {
 class HTTPOptions:
     """How VUs talk HTTP: backend, TLS verification, HTTP/2, connection reuse, timeout.
 
-    ``verify`` is True (system trust store), False, or a CA bundle path; the SSL
-    contexts are made by the HTTP backends following :mod:`pytest_certload.http.tls`.
+    ``backend`` is ``"fast"`` (HTTP/1.1, the default) or ``"httpx"`` (HTTP/1.1 or HTTP/2);
+    left unset (``None``) it is ``"fast"``, or ``"httpx"`` when ``http2=True``, so asking
+    for HTTP/2 is enough to get it. ``backend="fast"`` with ``http2=True`` is refused.
+    ``verify`` is True (system trust store), False, or a CA bundle path; the SSL contexts
+    are made by the HTTP backends following :mod:`pytest_certload.http.tls`.
+    ``fresh_connection=True`` opens a new TCP (+TLS) connection for every request (k6's
+    ``noConnectionReuse``). ``timeout`` bounds each whole request: a duration string
+    (``"60s"``, ``"500ms"``) or integer **nanoseconds** (a bare ``int`` is nanoseconds,
+    so ``timeout=30`` is refused as a likely slip for ``"30s"``; a request's own
+    ``timeout=`` argument is in seconds, as in httpx).
     """
 
-    backend: str = DEFAULT_BACKEND
+    backend: str | None = None
     verify: bool | str = True
     http2: bool = False
     fresh_connection: bool = False
     timeout: DurationLike = "60s"
+
+    def __post_init__(self) -> None:
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ConfigError(
+                f"{self.backend!r} is not an HTTP backend (HTTPOptions(backend=...)); use "
+                f"one of {', '.join(repr(b) for b in BACKENDS)}, or leave it unset."
+            )
+        if self.backend == "fast" and self.http2:
+            raise ConfigError(
+                "HTTPOptions(backend='fast', http2=True): the 'fast' backend speaks HTTP/1.1 "
+                "only; leave backend unset (http2=True then selects 'httpx') or give "
+                "backend='httpx'."
+            )
+        as_ns(self.timeout, "timeout of HTTPOptions")
+
+    @property
+    def effective_backend(self) -> str:
+        """The backend the VUs use: ``backend``, else ``"httpx"`` for HTTP/2, else the
+        default (``"fast"``)."""
+        if self.backend is not None:
+            return self.backend
+        return "httpx" if self.http2 else DEFAULT_BACKEND
 
     def factory(self) -> Callable[[], Client]:
         """A function making one client per VU."""
@@ -68,7 +105,7 @@ class HTTPOptions:
 
         return partial(
             make_client,
-            self.backend,
+            self.effective_backend,
             verify=self.verify,
             http2=self.http2,
             fresh_connection=self.fresh_connection,
@@ -79,6 +116,14 @@ class HTTPOptions:
 @dataclass(frozen=True)
 class Scenario:
     """A k6 scenario: an async iteration function driven by an executor.
+
+    Every duration here (``start_time``, ``graceful_stop``, ``warmup``) is a string with a
+    unit (``"5s"``, ``"250ms"``) or integer **nanoseconds**; a bare int under 1 ms is
+    refused as a number of seconds written without its unit. ``start_time`` offsets the
+    scenario from the run's start (k6's ``startTime``, default 0); in-flight iterations
+    get ``graceful_stop`` after the executor's duration (k6's ``gracefulStop``, default
+    ``"30s"``); samples of the first ``warmup`` are recorded apart and not judged
+    (default 0). ``tags`` are added to every sample of the scenario.
 
     ``metrics`` declares custom metrics the iteration records, name -> kind, where kind is
     ``time`` (a Trend of nanosecond durations), ``trend``, ``counter``, ``rate`` or
@@ -149,6 +194,87 @@ class Scenario:
         return replace(self, executor=self.executor.with_duration(duration_ns))
 
 
+#: a k6 scenario's own keys that have no equivalent here, and what to do instead
+_K6_UNSUPPORTED = {
+    "env": "k6's per-scenario environment variables have no equivalent here; bind the "
+    "values to the iteration function with functools.partial(fn, values)",
+    "options": "k6's per-scenario browser options have no equivalent here (no browser "
+    "module); drop the key",
+}
+
+
+def scenario_from_k6(
+    name: str,
+    options: Mapping[str, Any],
+    fn: IterationFn,
+    *,
+    source: str = "",
+    metrics: Mapping[str, str] | None = None,
+    http: HTTPOptions | None = None,
+    expected_statuses: Collection[int] | None = None,
+    warmup: DurationLike = 0,
+) -> Scenario:
+    """A :class:`Scenario` from a k6 scenario object as written in k6's
+    ``options.scenarios`` (``name`` is its key there, ``fn`` the iteration function).
+
+    The object holds the executor and its options (:func:`executor_from_dict`: k6's
+    camelCase or our snake_case) and the scenario's own keys: ``startTime`` and
+    ``gracefulStop`` (duration strings, ``"10s"``; k6's defaults ``0s`` and ``30s``),
+    ``tags`` (string values) and ``exec`` (the name of k6's JavaScript function: kept for
+    copy-paste and not used, ``fn`` is the function that runs). ``env`` and ``options``
+    (k6 browser) have no equivalent and are refused, as is any other unknown key.
+    ``source`` says where the object came from in error messages (e.g. a file name).
+    """
+    where = f" (at {source})" if source else ""
+    if not isinstance(options, Mapping):
+        raise ConfigError(
+            f"the k6 scenario {name!r}{where} is {options!r}, not an object; give a mapping "
+            "such as {'executor': 'constant-vus', 'vus': 10, 'duration': '30s'}."
+        )
+    for key, why in _K6_UNSUPPORTED.items():
+        if key in options:
+            raise ConfigError(f"{key!r} of the k6 scenario {name!r}{where}: {why}.")
+    own = {k: options[k] for k in K6_SCENARIO_KEYS if k in options}
+    executor = executor_from_dict(
+        {k: v for k, v in options.items() if k not in own},
+        source=f"the k6 scenario {name!r}" + (f" at {source}" if source else ""),
+    )
+    exec_name = own.get("exec", "default")
+    if not isinstance(exec_name, str):
+        raise ConfigError(
+            f"exec of the k6 scenario {name!r}{where} is {exec_name!r}; in k6 it names a "
+            "JavaScript function (a string). Here the function is the fn argument: pass "
+            "the Python iteration function there and drop exec or keep it as a string."
+        )
+    tags = own.get("tags", {})
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise ConfigError(
+            f"tags of the k6 scenario {name!r}{where} is {tags!r}; use a mapping of strings "
+            "to strings, e.g. {'target_type': 'nginx'}."
+        )
+    for key in ("startTime", "gracefulStop"):
+        if key in own:
+            what = f"{key} of the k6 scenario {name!r}{where}"
+            if isinstance(own[key], str):
+                parse_duration_ns(own[key], what=what)
+            else:
+                as_ns(own[key], what, allow_zero=True)
+    return Scenario(
+        name,
+        fn,
+        executor,
+        start_time=own.get("startTime", 0),
+        graceful_stop=own.get("gracefulStop", "30s"),
+        tags=dict(tags),
+        metrics=dict(metrics or {}),
+        http=http,
+        expected_statuses=expected_statuses,
+        warmup=warmup,
+    )
+
+
 class StopRequest:
     """A request, from any thread, to end a run early (SIGTERM, a lost controller).
 
@@ -192,7 +318,12 @@ class StopRequest:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Everything about a run that is not a scenario or a threshold."""
+    """Everything about a run that is not a scenario or a threshold.
+
+    ``interval`` (timeline and per-interval records, default ``"1s"``), ``teardown_timeout``
+    (``"5s"``) and ``progress_every`` (``"10s"``) are strings with a unit or integer
+    nanoseconds. ``min_tail_samples`` is a count of samples.
+    """
 
     http: HTTPOptions = field(default_factory=HTTPOptions)
     health: HealthLimits = field(default_factory=HealthLimits)

@@ -143,7 +143,9 @@ class RecordingClient:
     count as failed requests, as in k6. ``name=`` sets the ``name`` tag (use a URL
     template such as ``/api/v1/agents/{id}/heartbeat``; it defaults to the URL without its
     query string); ``expected=`` lists the statuses that are not failures (default
-    200-399); ``tags=`` adds tags to this request's samples.
+    200-399); ``tags=`` adds tags to this request's samples. ``timeout=`` bounds this one
+    request in **seconds** (a float, as in httpx; default: the scenario's
+    ``HTTPOptions.timeout``, 60 s). Every recorded time is integer nanoseconds.
     """
 
     def __init__(self, vu: VU) -> None:
@@ -287,7 +289,9 @@ class VU:
         return tagset(merged)
 
     async def sleep(self, duration: float | str) -> None:
-        """Pause this VU (k6's ``sleep``): seconds as a number, or a duration string."""
+        """Pause this VU (k6's ``sleep``) on the run's clock: a number is **seconds**, as
+        in k6 (``await vu.sleep(1)``, ``vu.sleep(0.25)``), or a duration string
+        (``"250ms"``)."""
         if isinstance(duration, str):
             ns = parse_duration_ns(duration, what="sleep duration")
         else:

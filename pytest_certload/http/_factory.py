@@ -17,7 +17,7 @@ DEFAULT_TIMEOUT_NS = 60_000_000_000
 
 
 def make_client(
-    backend: str = DEFAULT_BACKEND,
+    backend: str | None = None,
     *,
     verify: VerifyTypes = True,
     http2: bool = False,
@@ -29,11 +29,15 @@ def make_client(
     """A new client for one virtual user.
 
     ``backend``: ``"fast"`` (HTTP/1.1, asyncio/uvloop, exact timings) or ``"httpx"``
-    (HTTP/1.1 or HTTP/2). ``verify``: True (system trust store), False, a CA bundle
-    path, or an ``ssl.SSLContext`` (used as is; httpx modifies it, so never share
-    one between clients). ``fresh_connection``: a new TCP (+TLS) connection per
-    request, closed afterwards. ``timeout_ns`` bounds each whole request.
+    (HTTP/1.1 or HTTP/2); unset, ``"fast"``, or ``"httpx"`` when ``http2=True``.
+    ``verify``: True (system trust store), False, a CA bundle path, or an
+    ``ssl.SSLContext`` (used as is; httpx modifies it, so never share one between
+    clients). ``fresh_connection``: a new TCP (+TLS) connection per
+    request, closed afterwards. ``timeout_ns`` bounds each whole request, in integer
+    nanoseconds (a request's own ``timeout=`` argument is in seconds, as in httpx).
     """
+    if backend is None:
+        backend = "httpx" if http2 else DEFAULT_BACKEND
     if not isinstance(timeout_ns, int) or isinstance(timeout_ns, bool) or timeout_ns <= 0:
         raise ConfigError(
             f"timeout_ns={timeout_ns!r} is not valid; use a positive integer number of "
@@ -42,8 +46,9 @@ def make_client(
     if backend == "fast":
         if http2:
             raise ConfigError(
-                "backend 'fast' speaks HTTP/1.1 only and http2=True was asked for; "
-                "use backend='httpx' for HTTP/2."
+                "make_client(backend='fast', http2=True): the 'fast' backend speaks HTTP/1.1 "
+                "only; leave backend unset (http2=True then selects 'httpx') or give "
+                "backend='httpx'."
             )
         # validate verify/min_tls now rather than on the first request
         ssl_ctx = None

@@ -41,6 +41,7 @@ from .meta import (
     breached_windows_text,
     counted_windows,
     hiccup_text,
+    own_target,
     target_text,
     warmup_text,
     window_text,
@@ -686,7 +687,9 @@ def _anchor(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "run"
 
 
-def _record_section(record: RunRecord, outcome: str, start_index: int, charts: bool) -> str:
+def _record_section(
+    record: RunRecord, outcome: str, start_index: int, charts: bool, target: str = ""
+) -> str:
     result = record.result
     verdict = result.verdict
     label = f" [{record.label}]" if record.label else ""
@@ -696,6 +699,7 @@ def _record_section(record: RunRecord, outcome: str, start_index: int, charts: b
         f'<span class="verdict v-{_e(verdict)}">{_e(verdict)}</span>'
         + (f" <small>(test {_e(outcome)})</small>" if outcome else "")
         + "</h2>",
+        *([f'<p class="target">target: {_e(target)}</p>'] if target else []),
         f"<p>started {_e(result.started_at)}, {result.duration_ns / 1e9:.1f} s"
         + (
             f"; shared run <code>{_e(record.group)}</code> with "
@@ -781,7 +785,8 @@ def render(session: SessionRecord, *, generated_at: str | None = None) -> str:
     body.append("</header>")
     index = 0
     for record in session.records:
-        body.append(_record_section(record, session.outcome(record.nodeid), index, charts))
+        own = own_target(session.target, record.target)
+        body.append(_record_section(record, session.outcome(record.nodeid), index, charts, own))
         index += len(record.result.scenarios)
     body.append(
         "<footer><p><small>Latency is measured from each iteration's intended start (open "

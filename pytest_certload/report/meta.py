@@ -1,4 +1,5 @@
-"""What every report says in words besides its figures: the target, a scenario's warm-up
+"""What every report says in words besides its figures: the target (the session's, and a
+test's own from ``@pytest.mark.certload(target=...)``), a scenario's warm-up
 left out of the verdict, the windows a windowed threshold breached, and the generator's
 stalls. The terminal, junit, the JSON summary and the HTML report all use these, so they
 say the same thing the same way."""
@@ -21,6 +22,7 @@ __all__ = [
     "capacity_steps_text",
     "counted_windows",
     "hiccup_text",
+    "own_target",
     "target_text",
     "warmup_text",
     "window_text",
@@ -49,6 +51,13 @@ def target_text(target: Mapping[str, Any], *, unrecorded: str) -> str:
     if kind == "certctl":
         return f"certctl {shown or '(version unknown)'}"
     return str(target.get("label") or unrecorded)
+
+
+def own_target(session_target: str, record_target: str) -> str:
+    """A test's own target label, shown beside the test when it is not the session's (a
+    ``@pytest.mark.certload(target=...)`` label); ``""`` when the session's target says
+    it all."""
+    return record_target if record_target and record_target != session_target else ""
 
 
 def warmup_text(figures: Mapping[str, Any]) -> str:

@@ -32,6 +32,7 @@ from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summa
 from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
 from ..thresholds import ThresholdResult, WindowResult, format_selector
+from .meta import own_target
 from .stats import hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
 
 __all__ = [
@@ -189,6 +190,8 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
     if record.capacity:
         entry["capacity"] = {found.scenario: found.to_dict() for found in record.capacity}
     entry["server"] = record.server.summary() if record.server is not None else None
+    if own := own_target(session.target, record.target):
+        entry["target"] = own
     return entry
 
 

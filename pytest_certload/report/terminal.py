@@ -15,6 +15,7 @@ from .meta import (
     breached_windows_text,
     capacity_steps_text,
     hiccup_text,
+    own_target,
     warmup_text,
 )
 from .stats import hiccup_stats, scenario_stats, warmup_stats
@@ -84,6 +85,8 @@ def render(session: SessionRecord) -> list[str]:
         lines.append(
             f"{record.nodeid}{label}: {result.verdict}" + (f" (test {outcome})" if outcome else "")
         )
+        if own := own_target(session.target, record.target):
+            lines.append(f"  target: {own}")
         if record.ran_with:
             lines.append(f"  shared run {record.group!r} with {', '.join(record.ran_with)}")
         for name in result.scenarios:

@@ -26,6 +26,7 @@ from anyio.from_thread import start_blocking_portal
 
 from ..errors import ConfigError, PreflightError, TransportError
 from ..redaction import redact_url
+from .external import wait_for_certctl
 from .info import StackInfo
 from .preflight import preflight
 from .probes import PROBE_TIMEOUT_NS, probe_http
@@ -218,6 +219,9 @@ def open_stack(
 ) -> Iterator[OpenStack]:
     """Provide the stack ``request`` asks for; tear it down on exit, whatever happened.
 
+    An external stack is not started, but waited for: certctl's ``/ready`` must answer
+    200 within 30 s (:func:`.external.wait_for_certctl`).
+
     ``work_dir``: where the local provider makes its directories. ``logs_dir``: where
     every service's log is copied as the stack is torn down -- after a failed start, a
     failed session and an interrupt too (``postgres.log``, ``certctl.log``, ...; the
@@ -226,6 +230,8 @@ def open_stack(
     if request.provider == "external":
         info = _external_info(request)
         with start_blocking_portal(backend="asyncio") as portal:
+            # a stack started just before the session (docker compose up) gets its time
+            portal.call(lambda: wait_for_certctl(info))
             label, details = portal.call(lambda: describe_target(info, double=False))
         yield OpenStack(info, label, details, logs_dir=logs_dir)
         return

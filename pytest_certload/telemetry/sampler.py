@@ -145,8 +145,8 @@ class Sampler:
             tick.start_ns -= origin
             tick.end_ns -= origin
         out = ServerTelemetry(interval_ns=self.interval_ns, ticks=self._ticks)
-        first = [n for n in ("certctl", "postgres") if n in self._trees]
-        out.services = [*first, *(n for n in self._trees if n not in first)]
+        leading = [n for n in ("certctl", "postgres") if n in self._trees]
+        out.services = [*leading, *(n for n in self._trees if n not in leading)]
         out.services += [GENERATOR] if self._generator else []
         if self._pg is not None:
             self._top(out)

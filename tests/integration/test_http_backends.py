@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -18,6 +19,7 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 
 from pytest_certload.certctl import AcmeDirectory, CertctlSetup, bearer
+from pytest_certload.engine import VU, ConstantVUs, HTTPOptions, RunOptions, Scenario, run
 from pytest_certload.errors import TransportError
 from pytest_certload.http import BACKENDS, HTTPStatusError, make_client, tls_probe
 from pytest_certload.stack import StackInfo
@@ -271,6 +273,25 @@ async def test_httpx_http2_against_nginx(tls_files: TLSFiles, tmp_path: Path) ->
     assert second.timings.connecting == 0
     assert second.timings.duration is not None
     assert second.timings.duration > 0
+
+
+async def _count_protocol(url: str, vu: VU) -> None:
+    r = await vu.http.get(url, name="/")
+    vu.counter("responses_by_protocol", 1, tags={"proto": r.http_version})
+
+
+async def test_asking_a_scenario_for_http2_gets_http2(tls_files: TLSFiles) -> None:
+    """``HTTPOptions(http2=True)`` with no backend named selects httpx and speaks h2."""
+    with nginx_server(tls=tls_files, http2=True) as nginx:
+        sc = Scenario("h2", partial(_count_protocol, nginx.url + "/"), ConstantVUs(1, "300ms"))
+        options = RunOptions(http=HTTPOptions(http2=True, verify=str(tls_files.ca)))
+        result = await run([sc], options=options)
+    by_protocol = {
+        dict(tags)["proto"]: sink.count
+        for tags, sink in result.store.series("responses_by_protocol").items()
+    }
+    assert set(by_protocol) == {"HTTP/2"}, by_protocol
+    assert by_protocol["HTTP/2"] > 0
 
 
 @pytest.fixture(scope="module")

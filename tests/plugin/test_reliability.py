@@ -185,7 +185,11 @@ def test_two(certload):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*2 is not a valid smoke_duration of @pytest.mark.certload at *: a duration needs a unit*"]
+        [
+            "*2 is not a valid smoke_duration of @pytest.mark.certload at *: a duration needs a "
+            "unit (a bare number is nanoseconds in the engine, so 2 would mean 2 ns); write "
+            "'2s', or a number with ns, us, ms, s, m or h*"
+        ]
     )
 
 

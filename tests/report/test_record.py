@@ -147,3 +147,26 @@ def test_the_last_sessions_outputs_are_set_aside_whole(tmp_path: Path) -> None:
     assert previous == tmp_path / "previous"
     assert sorted(p.name for p in previous.iterdir()) == ["runs", "summary.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "previous"]
+
+
+def test_a_tests_own_target_is_shown_where_it_differs_from_the_sessions(
+    run_a: RunResult, tmp_path: Path
+) -> None:
+    """``@pytest.mark.certload(target=...)`` reaches the terminal, the HTML report and
+    summary.json beside its test; a test measuring the session's target adds nothing."""
+    import jsonschema
+
+    from pytest_certload.report import html, terminal
+    from pytest_certload.report.summary import SCHEMA_PATH
+
+    recorded = recorder_with(tmp_path, [("t.py::same", run_a)])
+    recorded.add(RunRecord("t.py::staging", "", run_a, "staging certctl behind the LB"))
+    lines = terminal.render(recorded)
+    own = lines.index(next(line for line in lines if line.startswith("t.py::staging")))
+    assert lines[own + 1] == "  target: staging certctl behind the LB"
+    assert sum("target: staging" in line for line in lines) == 1  # not under t.py::same
+    doc = build_summary(recorded)
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    assert [t.get("target") for t in doc["tests"]] == [None, "staging certctl behind the LB"]
+    page = html.render(recorded)
+    assert page.count('<p class="target">target: staging certctl behind the LB</p>') == 1

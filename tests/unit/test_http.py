@@ -696,8 +696,17 @@ def test_unknown_backend_lists_the_valid_names() -> None:
 
 
 def test_http2_on_the_fast_backend_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"backend 'fast' speaks HTTP/1.1 only.*backend='httpx'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^make_client\(backend='fast', http2=True\): the 'fast' backend speaks HTTP/1.1 "
+        r"only; leave backend unset \(http2=True then selects 'httpx'\) or give backend='httpx'\.$",
+    ):
         make_client("fast", http2=True)
+
+
+def test_asking_for_http2_without_a_backend_selects_httpx() -> None:
+    assert make_client(http2=True).backend == "httpx"
+    assert make_client().backend == "fast"
 
 
 def test_bad_timeout_verify_and_tls_version_are_config_errors() -> None:
