@@ -74,9 +74,13 @@ def test_stack_up_serves_until_sigterm_and_leaves_nothing(tmp_path: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed check: still tear the stack down (SIGKILL would
+            proc.send_signal(signal.SIGTERM)  # leave the services, in their own sessions)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             assert proc.stdout is not None
             proc.stdout.close()
     assert proc.stdout is not None
