@@ -46,25 +46,28 @@ def _number(text: str) -> int:
 def test_the_api_pair_as_k6_runs_it_reports_the_limiters_share_everywhere(
     suite: LoadSuite,
 ) -> None:
-    # issuance 0-10 s, listing 5-15 s: 100 requests/s for 5 s against 50/s, burst 100
+    # issuance 0-10 s, listing 5-15 s: 100 requests/s for 5 s against 50/s, burst 100.
+    # Both arrive on the same 20 ms ticks, so which one the bucket refuses is not even
+    # (the listing wins most ties): each test reports its own scenario's share.
     result = suite.run("-m", "api", "--certload-duration=10s", out="pair")
-    result.assert_outcomes(failed=2)
     summary = suite.summary("pair")
     tests = {t["ran_with"][0]: t for t in summary["tests"]}  # keyed by the other scenario
-    html = suite.html("pair")
+    html = suite.html("pair").replace("&#x27;", "'")
     cases = suite.junit("pair")
     out = result.stdout.str()
-    limited_total = 0
+    limited_total = failed_tests = 0
     for name in PAIR:
         other = next(n for n in PAIR if n != name)
         test = tests[other]
         assert test["group"] == "k6"
         assert list(test["scenarios"]) == [name]
-        assert test["outcome"] == "failed"
-        assert test["verdict"] == "breached"
         requests = test["scenarios"][name]["requests"]
+        limits = [d for d in test["diagnoses"] if d["kind"] == "rate-limit"]
+        if not limits:  # this scenario won every tie: nothing of it to report
+            assert test["scenarios"][name].get("errors") is None
+            continue
         # summary.json: the rate-limit diagnosis, with the 429s out of the responses
-        (limit,) = [d for d in test["diagnoses"] if d["kind"] == "rate-limit"]
+        (limit,) = limits
         limited = limit["statuses"]["429"]
         assert 0 < limited < requests == limit["requests"]
         limited_total += limited
@@ -78,13 +81,17 @@ def test_the_api_pair_as_k6_runs_it_reports_the_limiters_share_everywhere(
         # every 429 of the scenario is the limiter's, each one a failed request
         (failed,) = [d for d in test["diagnoses"] if d["kind"] == "failed-requests"]
         assert failed["statuses"] == {"429": limited}
-        errors = test["scenarios"][name]["errors"]
-        assert errors["throttled"] == {API_LIMITER_SHAPE: limited}
-        # the failure message, then the certload terminal table
-        assert out.count(expected) >= 2, expected
+        assert test["scenarios"][name]["errors"]["throttled"] == {API_LIMITER_SHAPE: limited}
+        # the verdict follows: http_req_failed rate<0.01
+        if limited > 0.01 * requests:
+            assert test["outcome"] == "failed"
+            assert test["verdict"] == "breached"
+            failed_tests += 1
+        # the failure message (when it failed), then the certload terminal table
+        assert out.count(expected) >= (2 if test["outcome"] == "failed" else 1), expected
         assert f"! {name}: {limited:,} of {requests:,} requests failed: 429: {limited:,} of " in out
         # report.html
-        assert f"{expected}" in html.replace("&#x27;", "'")
+        assert expected in html
         assert f"by status: 429: {limited:,} of {requests:,}" in html
         # junit properties
         props = properties(cases[f"test_{name}"])
@@ -92,6 +99,7 @@ def test_the_api_pair_as_k6_runs_it_reports_the_limiters_share_everywhere(
         assert props[f"certload.{name}.statuses"] == f"429: {limited:,} of {requests:,}"
     # k6.js's mix trips the limiter: 5 s at 100/s against 50/s, less the burst of 100
     assert limited_total >= 50, limited_total
+    result.assert_outcomes(failed=failed_tests, passed=2 - failed_tests)
     result.stdout.fnmatch_lines(
         ["*responses (*%, limit 5%; *) were certctl's API rate limiter (429, Retry-After: 1)*"]
     )

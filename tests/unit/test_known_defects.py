@@ -20,6 +20,7 @@ from pytest_certload.engine import (
     VirtualClock,
     run,
 )
+from pytest_certload.engine.causes import RequestErrors
 from pytest_certload.errors import ConfigError
 from pytest_certload.http import Headers
 from pytest_certload.loadtest import validate_marker_kwargs
@@ -326,3 +327,20 @@ def test_every_defect_names_certctls_source_and_what_to_watch() -> None:
         text = f"{defect.description} {defect.watch}".lower()
         if "insert" in defect.watch.lower() or "disable" in text:
             assert "throwaway" in text, defect.id
+
+
+def test_the_429_counts_merge_across_workers_and_old_run_files_read() -> None:
+    a, b = RequestErrors(), RequestErrors()
+    a.add_throttled("text/plain; charset=utf-8", "1")
+    b.add_throttled("TEXT/PLAIN", " 1 ")
+    b.add_throttled("application/problem+json", "")
+    b.add_status(429, b"")
+    a.merge(b)
+    assert a.throttled == {
+        "text/plain, Retry-After: 1": 2,
+        "application/problem+json, no Retry-After": 1,
+    }
+    assert RequestErrors.from_dict(a.to_dict()) == a
+    old = a.to_dict()
+    del old["throttled"]  # a run file written before every 429 was counted
+    assert RequestErrors.from_dict(old).throttled == {}
