@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
+from .certctl.defects import DOCS as DEFECTS_DOCS
+from .certctl.defects import KNOWN_DEFECTS, excusing, shown
 from .distributed import run_distributed
 from .engine import (
     HealthLimits,
@@ -49,6 +51,7 @@ from .engine.capacity import (
 from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
 from .interrupts import Interrupts
 from .record import RunRecord, SessionRecord
+from .report.diagnoses import diagnosis_lines
 from .report.junit import run_properties
 from .settings import Settings
 from .stack import StackInfo
@@ -86,6 +89,7 @@ MARKER_KWARGS = (
     "target",
     "group",
     "scenario",
+    "known_defects",
 )
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -201,12 +205,38 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
                 "use letters, digits, '_', '-' or '.', e.g. group='k6', "
                 "scenario='issuance_acceptance'."
             )
+    if "known_defects" in kwargs:
+        _check_known_defects(kwargs["known_defects"], where)
     if "min_tail_samples" in kwargs:
         value = kwargs["min_tail_samples"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(
                 f"{value!r} is not a valid min_tail_samples of @pytest.mark.certload at "
                 f"{where}; use a whole number, 1 or more."
+            )
+
+
+def _check_known_defects(value: object, where: str) -> None:
+    """``known_defects=[...]``: ids of known certctl defects that fail a test by themselves."""
+    excusing_ids = [d.id for d in KNOWN_DEFECTS.values() if d.excuses]
+    valid = f"use a list of known defect ids ({', '.join(excusing_ids)}; see {DEFECTS_DOCS})"
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise ConfigError(
+            f"{value!r} is not a valid known_defects of @pytest.mark.certload at {where}; "
+            f"{valid}, e.g. known_defects=['acme-finalize-500']."
+        )
+    for item in value:
+        defect = KNOWN_DEFECTS.get(item) if isinstance(item, str) else None
+        if defect is None:
+            raise ConfigError(
+                f"{item!r} in known_defects of @pytest.mark.certload at {where} is not a "
+                f"known certctl defect; {valid}."
+            )
+        if not defect.excuses:
+            raise ConfigError(
+                f"{item!r} in known_defects of @pytest.mark.certload at {where} cannot be "
+                "expected: it only hides the real cause of a failure (the ids the scenario "
+                f"sends), so it never makes a test xfail; {valid}."
             )
 
 
@@ -687,7 +717,7 @@ class LoadTest:
         )
 
     def _judge(self, result: RunResult, server: ServerTelemetry | None = None) -> RunResult:
-        why = [f"  ! {cause}" for cause in result.causes()]
+        why = [f"  ! {line}" for line in diagnosis_lines(result)]
         because = "\nwhy requests failed:\n" + "\n".join(why) if why else ""
         if result.unreachable:
             self._pending.append(
@@ -721,6 +751,38 @@ class LoadTest:
                 + because
             )
         return result
+
+    # -- known certctl defects --------------------------------------------------------------
+    def known_defect_reason(self) -> str:
+        """Why this test's failure is a known certctl defect's, as an xfail reason (the
+        defect, certctl's file and function, the evidence), or ``""``: not one, or
+        ``--certload-known-defects fail``."""
+        if self.settings.known_defects != "xfail":
+            return ""
+        reasons: dict[str, str] = {}
+        for match in excusing(self.results):
+            reasons.setdefault(match.defect.id, match.reason())
+        return "; ".join(reasons.values())
+
+    def missing_defects(self) -> str:
+        """For a test that passed: the failure message of a strict XPASS when it is
+        marked ``certload(known_defects=[...])`` and none of its runs shows one of them
+        (certctl may have fixed it), else ``""``."""
+        if self.settings.known_defects != "xfail":
+            return ""
+        expected = self._marker.get("known_defects") or ()
+        missing = [d for d in expected if not shown(self.results, d)]
+        if not missing:
+            return ""
+        named = "; ".join(
+            f"{d} ({KNOWN_DEFECTS[d].title}, {KNOWN_DEFECTS[d].source})" for d in missing
+        )
+        return (
+            f"[XPASS(strict)] known certctl defect(s) no longer shown: {named}. The test is "
+            "marked @pytest.mark.certload(known_defects=...) but none of its runs has the "
+            "defect's evidence: if certctl fixed it, remove it from the mark (see "
+            f"{DEFECTS_DOCS})."
+        )
 
     def finish(self) -> None:
         """Called at fixture teardown: an untrustworthy or unreachable run errors here."""

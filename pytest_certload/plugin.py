@@ -214,15 +214,28 @@ def pytest_runtest_makereport(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """Let progress lines of a running scenario reach the terminal despite capturing."""
+    """Let progress lines of a running scenario reach the terminal despite capturing;
+    report a failure that is a known certctl defect's as xfail, and a test expecting a
+    defect that no longer shows as a strict XPASS (``--certload-known-defects``)."""
     load = item.stash.get(LOADTEST_KEY, None)
     if load is not None:
         load.progress_sink = _progress_writer(item.config)
     try:
-        return (yield)
+        outcome = yield
+    except (pytest.skip.Exception, pytest.xfail.Exception, pytest.exit.Exception):
+        raise
+    except (Exception, pytest.fail.Exception) as exc:
+        reason = load.known_defect_reason() if load is not None else ""
+        if reason:
+            raise pytest.xfail.Exception(reason) from exc
+        raise
     finally:
         if load is not None:
             load.progress_sink = None
+    missing = load.missing_defects() if load is not None else ""
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    return outcome
 
 
 def _progress_writer(config: pytest.Config) -> Callable[[str], None] | None:
@@ -256,7 +269,10 @@ class _SessionReporter:
         self.baseline_lines: list[ReportLine] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.session.set_outcome(report.nodeid, report.when, report.outcome)
+        outcome: str = report.outcome
+        if hasattr(report, "wasxfail"):  # pytest's xfail: a known certctl defect's failure
+            outcome = "xfailed" if report.skipped else "xpassed"
+        self.session.set_outcome(report.nodeid, report.when, outcome)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .baseline.model import NAME_RE as BASELINE_NAME_RE
+from .certctl.defects import DOCS as DEFECTS_DOCS
+from .certctl.defects import MODES as DEFECT_MODES
 from .distributed.tx import TX_GRAMMAR, parse_tx
 from .engine.health import HEALTH_GRAMMAR, HealthLimits
 from .errors import ConfigError, OptionValueError, TxSyntaxError
@@ -310,6 +312,17 @@ OPTIONS: tuple[Option, ...] = (
         "(n*(1-q/100) >= N); otherwise it is a breach",
     ),
     Option(
+        "--certload-known-defects",
+        "certload_known_defects",
+        _choice(*DEFECT_MODES),
+        "xfail",
+        "MODE",
+        "what a failure whose evidence matches a known certctl defect becomes: 'xfail' "
+        "(reported xfailed, naming the defect and certctl's file and function; a test "
+        "marked certload(known_defects=[...]) whose defect no longer shows fails as "
+        f"XPASS(strict)) or 'fail' (a plain failure, as any other; see {DEFECTS_DOCS})",
+    ),
+    Option(
         "--certload-progress",
         "certload_progress",
         _progress,
@@ -491,6 +504,7 @@ class Settings:
     provider: str
     health: HealthLimits
     min_tail_samples: int
+    known_defects: str
     progress_ns: int
     telemetry_ns: int
     ca: str | None

@@ -64,6 +64,7 @@ from .units import NS_PER_S, NS_PER_UNIT, format_offset, parse_duration_ns
 
 __all__ = [
     "EXPRESSION_GRAMMAR",
+    "NO_SAMPLES",
     "SELECTOR_GRAMMAR",
     "Threshold",
     "ThresholdResult",
@@ -75,6 +76,9 @@ __all__ = [
     "parse_thresholds",
     "threshold_list",
 ]
+
+#: how an unjudged threshold's reason starts when nothing matched its selector
+NO_SAMPLES = "no samples recorded for"
 
 EXPRESSION_GRAMMAR = (
     "use AGG OP VALUE, e.g. 'p(95)<2000' or 'rate<0.01' "
@@ -734,8 +738,7 @@ def judge_sink(
         sink = CounterSink()
     if sink is None or (not sink.samples and kind is not MetricType.COUNTER):
         return unjudged(
-            f"no samples recorded for {t.selector}; "
-            f"check the scenario ran and the tag filter matches"
+            f"{NO_SAMPLES} {t.selector}; check the scenario ran and the tag filter matches"
         )
     n = sink.samples
     observed = _observe(t, sink, min_tail_samples, duration_ns)

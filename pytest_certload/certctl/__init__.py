@@ -10,7 +10,10 @@ Imports no pytest. One job per module:
 * :mod:`.rotation`: :class:`Rotation` and :func:`batches` over seeded rows;
 * :mod:`.acme`: the JWS-signing ACME client (:class:`AcmeClient`, :class:`AccountPool`,
   :class:`AcmeDirectory`, ...) and the unauthenticated walk (:class:`AcmeSurface`);
-* :mod:`.ratelimit`: certctl's two kinds of 429 told apart (:func:`classify_429`);
+* :mod:`.ratelimit`: certctl's two kinds of 429 told apart (:func:`classify_429`), and
+  its API limiter's share of a run (:func:`limiter_tally`, :func:`rate_limit_storm`);
+* :mod:`.defects`: certctl's known defects (``KNOWN_DEFECTS``), each recognised in a
+  run's evidence by its signature (``match_defects``); import them from that module;
 * :mod:`.setup_client`: :class:`CertctlSetup`, the synchronous client for the few calls
   made before a load starts.
 
@@ -51,12 +54,16 @@ from .payloads import (
 )
 from .ratelimit import (
     ACME_RATE_LIMITED,
+    API_LIMITER_SHAPE,
     API_RATE_LIMITED,
+    LIMITER_SETTINGS,
     RATE_LIMITED_COUNTER,
+    LimiterTally,
     acme_rate_limit_shape_ok,
     classify_429,
     count_rate_limit,
     is_api_rate_limit,
+    limiter_tally,
     rate_limit_storm,
 )
 from .responses import ResponseLike
@@ -86,6 +93,7 @@ __all__ = [
     "ACME_RENEWAL_INFO",
     "AGENTS",
     "AGENT_HEARTBEAT",
+    "API_LIMITER_SHAPE",
     "API_RATE_LIMITED",
     "ARI_PROBE_EXPECTED",
     "ARI_PROBE_ID",
@@ -95,6 +103,7 @@ __all__ = [
     "DEMO_FOREIGN_KEYS",
     "FAR_FUTURE_EXPIRY",
     "JOBS",
+    "LIMITER_SETTINGS",
     "RATE_LIMITED_COUNTER",
     "AccountKey",
     "AccountPool",
@@ -111,6 +120,7 @@ __all__ = [
     "CertctlSetup",
     "Enrollment",
     "EnrollmentMetrics",
+    "LimiterTally",
     "PlainTransport",
     "RenewalWindow",
     "ResponseLike",
@@ -129,6 +139,7 @@ __all__ = [
     "is_api_rate_limit",
     "jwk_thumbprint",
     "lease_problem",
+    "limiter_tally",
     "make_csr",
     "parse_bulk_renew",
     "pool_size",

@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl
 from psycopg_pool import AsyncConnectionPool
 
 from ..units import NS_PER_MS
-from ._acme import gc_loop
+from ._acme import AcmeProblem, gc_loop
 from ._ca import LocalCA
 from ._config import ApiKey, DoubleConfig
 from ._db import AuditWriter, make_pool
-from ._faults import FaultState
+from ._faults import FaultRule, FaultState
 from ._http import (
     TEXT,
     HttpError,
@@ -61,6 +61,16 @@ def _first_values(raw_query: bytes) -> dict[str, str]:
         for name, value in parse_qsl(raw_query.decode("latin-1")):
             query.setdefault(name, value)
     return query
+
+
+def _injected_error(rule: FaultRule, request_id: str) -> Response:
+    """The error a fault rule injects: certctl's handler error, or its ACME problem
+    document (``serverInternal`` 'ACME server error' for a 5xx, as FinalizeOrder's)."""
+    if rule.error_shape == "acme":
+        kind = "serverInternal" if rule.error_status >= 500 else "malformed"
+        detail = rule.error_detail or "ACME server error"
+        return AcmeProblem(rule.error_status, kind, detail).response()
+    return error_response(rule.error_status, rule.error_detail or "injected fault", request_id)
 
 
 class DroppedByFault(Exception):
@@ -143,7 +153,7 @@ class DoubleApp:
             if rule.drop_rate and faults.rng.random() < rule.drop_rate:
                 await self._drop(send)
             if rule.error_rate and faults.rng.random() < rule.error_rate:
-                response = error_response(rule.error_status, "injected fault", request_id)
+                response = _injected_error(rule, request_id)
         if response is None:
             response = await self._dispatch(scope, receive, method, path, request_id)
         if controlled:

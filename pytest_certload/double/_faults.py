@@ -14,6 +14,13 @@ ms), ``{"dist": "uniform", "min_ms": a, "max_ms": b}`` or ``{"dist":
 "exponential", "mean_ms": m}`` (optionally capped by ``max_ms``). ``stall_s``
 holds every response, including those already in flight, until that many
 seconds after the spec was applied.
+
+An injected error is certctl's handler error by default (``"error_shape":
+"certctl"``: JSON ``{"error", "message", "request_id"}``, message ``injected fault``);
+``"error_shape": "acme"`` answers as certctl's ACME handlers do, an RFC 7807 problem
+document (``serverInternal`` for a 5xx, ``malformed`` for a 4xx) whose detail is
+certctl's ``ACME server error``. ``error_detail`` replaces the message or detail, e.g.
+to show what a certctl build's answer revealed of its cause.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["FaultRule", "FaultState", "Latency", "parse_faults"]
+__all__ = ["ERROR_SHAPES", "FaultRule", "FaultState", "Latency", "parse_faults"]
 
 _GLOB_CHARS = frozenset("*?[")
 _ERROR_STATUSES = range(400, 600)
+#: how an injected error is answered: certctl's handler error, or its ACME problem
+ERROR_SHAPES = ("certctl", "acme")
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,9 @@ class FaultRule:
     error_rate: float = 0.0
     error_status: int = 500
     drop_rate: float = 0.0
+    error_shape: str = "certctl"
+    #: the injected error's message (certctl shape) or detail (acme); "" for the default
+    error_detail: str = ""
 
     def matches(self, method: str, path: str) -> bool:
         if self.method != "*" and self.method != method:
@@ -88,6 +100,9 @@ class FaultRule:
         out.update(
             error_rate=self.error_rate, error_status=self.error_status, drop_rate=self.drop_rate
         )
+        out["error_shape"] = self.error_shape
+        if self.error_detail:
+            out["error_detail"] = self.error_detail
         return out
 
 
@@ -134,6 +149,8 @@ def _rule(raw: Any, index: int) -> FaultRule:
         "error_rate",
         "error_status",
         "drop_rate",
+        "error_shape",
+        "error_detail",
     }
     if unknown:
         raise ConfigError(f"fault rule #{index} has unknown keys {sorted(unknown)}.")
@@ -146,6 +163,17 @@ def _rule(raw: Any, index: int) -> FaultRule:
     status = raw.get("error_status", 500)
     if isinstance(status, bool) or not isinstance(status, int) or status not in _ERROR_STATUSES:
         raise ConfigError(f"fault rule #{index}: error_status={status!r} must be 400-599.")
+    shape = raw.get("error_shape", "certctl")
+    if shape not in ERROR_SHAPES:
+        raise ConfigError(
+            f"fault rule #{index}: error_shape={shape!r} is unknown; use "
+            f"{' or '.join(repr(s) for s in ERROR_SHAPES)}."
+        )
+    detail = raw.get("error_detail", "")
+    if not isinstance(detail, str) or len(detail) > 1000:
+        raise ConfigError(
+            f"fault rule #{index}: error_detail must be a string of at most 1000 characters."
+        )
     return FaultRule(
         method=method.upper() if method != "*" else "*",
         path=path,
@@ -153,6 +181,8 @@ def _rule(raw: Any, index: int) -> FaultRule:
         error_rate=_number(raw.get("error_rate", 0.0), "error_rate", high=1.0),
         error_status=status,
         drop_rate=_number(raw.get("drop_rate", 0.0), "drop_rate", high=1.0),
+        error_shape=shape,
+        error_detail=detail,
     )
 
 

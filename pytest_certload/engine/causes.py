@@ -11,11 +11,15 @@ Some of certctl's answers mislead by their status alone: it answers 500, not 404
 ids it does not have. :data:`KNOWN_ANSWERS` recognises them by status and body, and
 :meth:`RequestErrors.lines` says what they mean (certctl's file and function) and what
 to check, under the line that counts them.
+
+Every 429 is counted apart as well, expected or not and whatever the method, by the
+shape of the answer (:func:`throttle_shape`: its media type and ``Retry-After``), so
+that a rate limiter's answers to HEAD, which carry no body, are told apart too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +33,10 @@ __all__ = [
     "RequestErrors",
     "TransportSample",
     "body_sample",
+    "breakdown_text",
     "error_text",
     "known_answer",
+    "throttle_shape",
 ]
 
 #: how much of the first body of each unexpected status is kept
@@ -88,6 +94,24 @@ KNOWN_ANSWERS: tuple[KnownAnswer, ...] = (
 def known_answer(status: int, body: str) -> KnownAnswer | None:
     """The entry of :data:`KNOWN_ANSWERS` that ``status`` and the body sample match."""
     return next((k for k in KNOWN_ANSWERS if k.matches(status, body)), None)
+
+
+def breakdown_text(by_status: Mapping[str, int], requests: int = 0) -> str:
+    """``429: 915 of 2,000; 500: 12``: counts per status in one line, in the order given,
+    the first out of ``requests`` (when known)."""
+    of = f" of {requests:,}" if requests else ""
+    return "; ".join(
+        f"{what}: {n:,}{of if i == 0 else ''}" for i, (what, n) in enumerate(by_status.items())
+    )
+
+
+def throttle_shape(media_type: str, retry_after: str) -> str:
+    """How a 429 answer looked, as one short key: ``text/plain, Retry-After: 1`` or
+    ``application/problem+json, no Retry-After`` (the media type lowercase, without
+    parameters; ``no content type`` when there was none)."""
+    media = media_type.split(";", 1)[0].strip().lower() or "no content type"
+    wait = retry_after.strip()
+    return f"{media}, Retry-After: {wait}" if wait else f"{media}, no Retry-After"
 
 
 def body_sample(content: bytes) -> str:
@@ -154,13 +178,16 @@ class RequestErrors:
     * ``bodies``: status -> the first such response's body, at most
       :data:`MAX_BODY_BYTES` bytes, whitespace folded;
     * ``transport``: kind -> how many requests failed below HTTP that way (all of them);
-    * ``samples``: the first :data:`MAX_TRANSPORT_SAMPLES` distinct transport-error texts.
+    * ``samples``: the first :data:`MAX_TRANSPORT_SAMPLES` distinct transport-error texts;
+    * ``throttled``: every 429 answer, expected or not, by :func:`throttle_shape` (a HEAD
+      answer has no body, but its headers say which limiter sent it).
     """
 
     statuses: dict[int, int] = field(default_factory=dict)
     bodies: dict[int, str] = field(default_factory=dict)
     transport: dict[str, int] = field(default_factory=dict)
     samples: list[TransportSample] = field(default_factory=list)
+    throttled: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.statuses or self.transport)
@@ -175,12 +202,20 @@ class RequestErrors:
         return self.samples[0] if self.samples else None
 
     def add_status(self, status: int, content: bytes) -> None:
-        """One response with an unexpected status (its body is read only the first time)."""
+        """One response with an unexpected status (its body is read until one is not
+        empty: an answer to HEAD has none)."""
         seen = self.statuses.get(status)
         if seen is None:
             self.bodies[status] = body_sample(content)
             seen = 0
+        elif content and not self.bodies.get(status):
+            self.bodies[status] = body_sample(content)
         self.statuses[status] = seen + 1
+
+    def add_throttled(self, media_type: str, retry_after: str) -> None:
+        """One 429 answer (expected or not), by its shape (:func:`throttle_shape`)."""
+        shape = throttle_shape(media_type, retry_after)
+        self.throttled[shape] = self.throttled.get(shape, 0) + 1
 
     def add_transport(self, kind: str, text: str, url: str) -> None:
         """One request that failed below HTTP; ``text`` is :func:`error_text`'s output
@@ -197,8 +232,11 @@ class RequestErrors:
         """Add ``other``'s counts to these; first bodies and texts are kept in order."""
         for status, count in other.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + count
-            if status not in self.bodies and status in other.bodies:
+            # the first body that is not empty (an answer to HEAD has none)
+            if not self.bodies.get(status) and status in other.bodies:
                 self.bodies[status] = other.bodies[status]
+        for shape, count in other.throttled.items():
+            self.throttled[shape] = self.throttled.get(shape, 0) + count
         for kind, count in other.transport.items():
             self.transport[kind] = self.transport.get(kind, 0) + count
         for theirs in other.samples:
@@ -213,8 +251,27 @@ class RequestErrors:
                     TransportSample(theirs.kind, theirs.text, theirs.url, theirs.count)
                 )
 
-    def lines(self, scenario: str, requests: int) -> list[str]:
-        """One readable line per cause, most frequent first, each naming ``scenario``."""
+    @property
+    def failed(self) -> int:
+        """Requests that failed: unexpected statuses and failures below HTTP."""
+        return sum(self.statuses.values()) + self.transport_failures
+
+    def by_status(self) -> dict[str, int]:
+        """Failed requests per status (``"429"``) and per transport-error kind
+        (``"no answer (tls)"``), most frequent first."""
+        parts = [(str(s), n) for s, n in self.statuses.items()]
+        parts += [(f"no answer ({k})", n) for k, n in self.transport.items()]
+        parts.sort(key=lambda p: (-p[1], p[0]))
+        return dict(parts)
+
+    def breakdown(self, requests: int = 0) -> str:
+        """:meth:`by_status` in one line (:func:`breakdown_text`)."""
+        return breakdown_text(self.by_status(), requests)
+
+    def lines(self, scenario: str, requests: int, *, explained: Collection[int] = ()) -> list[str]:
+        """One readable line per cause, most frequent first, each naming ``scenario``;
+        a status in ``explained`` (another explanation covers every answer of it) gets
+        no line on what it means."""
         out: list[str] = []
         of = f" of {requests:,}" if requests else ""
         for status, count in sorted(self.statuses.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -222,7 +279,7 @@ class RequestErrors:
             shown = f" (body: {body})" if body else " (empty body)"
             noun = "request" if count == 1 else "requests"
             out.append(f"{scenario}: {count:,}{of} {noun} answered {status}{shown}")
-            known = known_answer(status, body)
+            known = known_answer(status, body) if status not in explained else None
             if known is not None:
                 out.append(f"{scenario}: what that {status} means: {known.meaning}")
         for sample in sorted(self.samples, key=lambda s: -s.count):
@@ -247,6 +304,7 @@ class RequestErrors:
             "bodies": {str(k): v for k, v in self.bodies.items()},
             "transport": dict(self.transport),
             "samples": [s.to_dict() for s in self.samples],
+            "throttled": dict(self.throttled),
         }
 
     @classmethod
@@ -256,4 +314,6 @@ class RequestErrors:
             bodies={int(k): str(v) for k, v in data["bodies"].items()},
             transport={str(k): int(v) for k, v in data["transport"].items()},
             samples=[TransportSample.from_dict(s) for s in data["samples"]],
+            # absent from run files written before every 429 was counted
+            throttled={str(k): int(v) for k, v in data.get("throttled", {}).items()},
         )

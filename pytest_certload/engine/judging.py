@@ -8,8 +8,10 @@ workers and a shared run's members, so a verdict means the same wherever it is m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from ..thresholds import Threshold, ThresholdResult, evaluate
+from ..metrics import CounterSink
+from ..thresholds import NO_SAMPLES, Threshold, ThresholdResult, evaluate
 from ..windows import Scope, judge_windowed, stall_check
 from .results import RunResult
 
@@ -88,5 +90,25 @@ def judge_run(
                 reason=f"could not be judged ({type(exc).__name__}: {exc}); the run's data "
                 "is kept in the run file",
             )
-        verdicts.append(verdict)
+        verdicts.append(_failures_named(verdict, result))
     return verdicts
+
+
+def _failures_named(verdict: ThresholdResult, result: RunResult) -> ThresholdResult:
+    """An unjudged threshold with no samples, in a run whose requests failed, says so:
+    what it measures never completed (a tag filter is rarely the reason then)."""
+    if verdict.observed is not None or not verdict.reason.startswith(NO_SAMPLES):
+        return verdict
+    parts = []
+    for name, sc in result.scenarios.items():
+        if sc.request_errors.failed:
+            sink = result.store.select("http_reqs", {"scenario": name})
+            requests = int(sink.count) if isinstance(sink, CounterSink) else 0
+            parts.append(f"{name}: {sc.request_errors.breakdown(requests)}")
+    if not parts:
+        return verdict
+    return replace(
+        verdict,
+        reason=f"{NO_SAMPLES} {verdict.threshold.selector}: requests failed "
+        f"({'; '.join(parts)}), so what it measures never completed; see why requests failed",
+    )

@@ -196,6 +196,11 @@ class RecordingClient:
             ctx.http_ok += 1
             if not is_expected:
                 ctx.request_errors.add_status(status, response.content)
+            if status == 429:  # every one, expected or not, whatever the method
+                headers = response.headers
+                ctx.request_errors.add_throttled(
+                    headers.get("content-type") or "", headers.get("retry-after") or ""
+                )
         label = name if name is not None else url.split("?", 1)[0]
         ts = ctx.request_tags(label, method, status, is_expected, tags)
         lag = self._vu.current_lag_ns

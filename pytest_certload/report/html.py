@@ -36,6 +36,7 @@ from ..metrics import HTTP_REQ_DURATION, HTTP_REQ_FAILED, TrendSink
 from ..record import REPORT_FILE, RunRecord, SessionRecord, now_iso
 from ..thresholds import ThresholdResult, WindowResult
 from ..units import format_offset
+from .diagnoses import diagnose
 from .meta import (
     TLS_OFF,
     breached_windows_text,
@@ -683,6 +684,26 @@ def _windows_row(result: RunResult, r: ThresholdResult) -> str:
     )
 
 
+def _diagnoses_block(result: RunResult) -> list[str]:
+    """Why the run went wrong (the test's failure message says the same): each
+    diagnosis with its per-status breakdown and its details."""
+    found = diagnose(result)
+    if not found:
+        return []
+    items = []
+    for d in found:
+        breakdown = d.breakdown()
+        details = "".join(f"<li>{_e(line)}</li>" for line in d.details)
+        items.append(
+            f'<li class="diagnosis" data-kind="{_e(d.kind)}" data-id="{_e(d.id)}">'
+            f"<b>{_e(d.summary)}</b>"
+            + (f'<div class="breakdown">by status: {_e(breakdown)}</div>' if breakdown else "")
+            + (f"<ul>{details}</ul>" if details else "")
+            + "</li>"
+        )
+    return ["<h3>Diagnoses</h3>", f'<ul class="problems diagnoses">{"".join(items)}</ul>']
+
+
 def _anchor(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "run"
 
@@ -722,10 +743,10 @@ def _record_section(
     problems += [f"unreachable: {u}" for u in result.unreachable]
     if result.aborted:
         problems.append(f"aborted: {result.aborted}")
-    problems += [f"cause: {c}" for c in result.causes()]
     if problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in problems)
         parts.append(f'<ul class="problems bad">{items}</ul>')
+    parts += _diagnoses_block(result)
     hiccups = hiccup_stats(result)
     if hiccups is not None and hiccups["stalled"]:
         parts.append(f'<p class="warn stall">{_e(hiccup_text(hiccups))}</p>')

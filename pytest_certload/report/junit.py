@@ -8,17 +8,20 @@ out of the verdict (how long, and what it measured). A windowed threshold is nam
 its window (``certload.threshold.http_req_duration.p(95)<500 per 10s window``) and has
 two more: ``<that>.windows`` (``breached 2/10``) and, when one breached,
 ``<that>.worst_window`` (``3s–4s: 900 ms over 20 samples``). ``certload.generator_stalled``
-says when the generator's event loop was late beyond the health limit. An ordinary run
-has none of these.
+says when the generator's event loop was late beyond the health limit. A run that went
+wrong has its diagnoses (:mod:`.diagnoses`): ``certload.diagnosis.<id>.<scenario>`` and
+the failed requests' per-status breakdown ``certload.<scenario>.statuses``. An ordinary
+run has none of these.
 """
 
 from __future__ import annotations
 
 from ..engine import RunResult
+from .diagnoses import diagnose
 from .meta import hiccup_text, warmup_text, window_text, windows_tally
 from .stats import hiccup_stats, scenario_stats, warmup_stats
 
-__all__ = ["STAT_KEYS", "run_properties"]
+__all__ = ["STAT_KEYS", "diagnosis_properties", "run_properties"]
 
 #: the per-scenario figures published, as ``certload.<scenario>.<key>``
 STAT_KEYS = (
@@ -61,7 +64,20 @@ def run_properties(result: RunResult) -> list[tuple[str, str]]:
     if hiccups is not None and hiccups["stalled"]:
         text = hiccup_text(hiccups).removeprefix("generator stalled: ")
         props.append(("certload.generator_stalled", text))
+    props += diagnosis_properties(result)
     props.append(("certload.verdict", result.verdict))
+    return props
+
+
+def diagnosis_properties(result: RunResult) -> list[tuple[str, str]]:
+    """``certload.diagnosis.<id>.<scenario>``: each diagnosis, its summary then its
+    details (one line each); ``certload.<scenario>.statuses``: the failed requests'
+    per-status breakdown (``429: 915 of 2,000; 500: 12``)."""
+    props: list[tuple[str, str]] = []
+    for d in diagnose(result):
+        if d.kind == "failed-requests":
+            props.append((f"certload.{d.scenario}.statuses", d.breakdown()))
+        props.append((f"certload.diagnosis.{d.id}.{d.scenario}", "\n".join(d.lines())))
     return props
 
 

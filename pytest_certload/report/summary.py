@@ -14,7 +14,10 @@ also ``window_origin_ns`` (where its window 0 starts, from the run start) and ``
 its verdict in each window; ``stalled`` says when its breach fell only where the
 generator stalled. A scenario whose warm-up was left out of the verdict has ``warmup``
 (how long, and what it measured); a test whose generator ran the hiccup meter has
-``generator_hiccup`` (how late its event loop ran, against the health limit).
+``generator_hiccup`` (how late its event loop ran, against the health limit). A test whose
+run went wrong has ``diagnoses`` (:mod:`.diagnoses`: the failed requests' per-status
+breakdown and causes, certctl's API rate limiter's share, known certctl defects), and a
+test reported xfail for a known defect has the outcome ``xfailed``.
 
 The document is described by ``summary.schema.json`` beside this module
 (``schema_version`` 1; every field added since, ``errors`` and the ones above among
@@ -32,6 +35,7 @@ from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summa
 from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
 from ..thresholds import ThresholdResult, WindowResult, format_selector
+from .diagnoses import diagnose
 from .meta import own_target
 from .stats import hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
 
@@ -187,6 +191,9 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
     hiccups = _hiccup_entry(result)
     if hiccups is not None:
         entry["generator_hiccup"] = hiccups
+    diagnoses = diagnose(result)
+    if diagnoses:
+        entry["diagnoses"] = [d.to_dict() for d in diagnoses]
     if record.capacity:
         entry["capacity"] = {found.scenario: found.to_dict() for found in record.capacity}
     entry["server"] = record.server.summary() if record.server is not None else None

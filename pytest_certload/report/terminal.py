@@ -2,14 +2,16 @@
 
 Under a scenario's row, its warm-up when one was left out of the verdict; under a
 windowed threshold that breached, the windows it breached in; after the thresholds, the
-generator's stalls when a hiccup exceeded the health limit. An ordinary run has none of
-these lines.
+generator's stalls when a hiccup exceeded the health limit; then the run's diagnoses
+(:mod:`.diagnoses`: failed requests by status, certctl's API limiter, known certctl
+defects), as the failure message gives them. An ordinary run has none of these lines.
 """
 
 from __future__ import annotations
 
 from ..record import SessionRecord
 from ..telemetry import GENERATOR, ServerTelemetry
+from .diagnoses import diagnose
 from .meta import (
     TLS_OFF,
     breached_windows_text,
@@ -120,8 +122,8 @@ def render(session: SessionRecord) -> list[str]:
         hiccups = hiccup_stats(result)
         if hiccups is not None and hiccups["stalled"]:
             lines.append(f"    ! {hiccup_text(hiccups)}")
-        for cause in result.causes():
-            lines.append(f"    ! cause: {cause}")
+        for diagnosis in diagnose(result):  # the same words as the failure message
+            lines += [f"    ! {line}" for line in diagnosis.lines()]
         for problem in result.untrustworthy:
             lines.append(f"    ! untrustworthy: {problem}")
         for url in result.unreachable:

@@ -84,6 +84,30 @@ def test_error_rate_returns_certctl_shaped_errors(faulty: httpx.Client) -> None:
     assert statuses.count(500) + statuses.count(200) == 200
 
 
+def test_an_acme_shaped_error_is_certctls_problem_document(faulty: httpx.Client) -> None:
+    # certctl's finalize answers this 500 (the known defect acme-finalize-500)
+    finalize = "/acme/profile/*/order/*/finalize"
+    rule = {"path": finalize, "error_rate": 1.0, "error_shape": "acme"}
+    applied = faulty.post(FAULTS, json={"rules": [rule]})
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["rules"][0]["error_shape"] == "acme"
+    response = faulty.post("/acme/profile/prof-standard-tls/order/o-1/finalize", content=b"{}")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.content == (
+        b'{"type":"urn:ietf:params:acme:error:serverInternal","detail":"ACME server error",'
+        b'"status":500}'
+    )
+    detail = 'duplicate key value violates unique constraint "x_key"'
+    rule.update(error_status=400, error_detail=detail)
+    assert faulty.post(FAULTS, json={"rules": [rule]}).status_code == 200
+    body = faulty.post("/acme/profile/p/order/o-1/finalize", content=b"{}").json()
+    assert body == {"type": "urn:ietf:params:acme:error:malformed", "detail": detail, "status": 400}
+    bad = faulty.post(FAULTS, json={"rules": [{"path": "/x", "error_shape": "rfc7807"}]})
+    assert bad.status_code == 400
+    assert "error_shape='rfc7807' is unknown; use 'certctl' or 'acme'" in bad.json()["message"]
+
+
 def test_drop_aborts_the_response(faulty: httpx.Client, double: Double) -> None:
     spec = {"rules": [{"path": "/api/v1/version", "drop_rate": 1.0}]}
     assert faulty.post(FAULTS, json=spec).status_code == 200

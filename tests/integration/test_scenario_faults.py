@@ -224,7 +224,8 @@ def test_a_rate_limited_certctl_fails_naming_the_limiter_settings(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*AssertionError: * of * responses (*%, limit 5%) were certctl's API rate limiter "
+            "*AssertionError: * of * responses (*%, limit 5%; POST *) were certctl's API rate "
+            "limiter "
             "(429, Retry-After: 1)*Start certctl with CERTCTL_RATE_LIMIT_ENABLED=false, or raise "
             "CERTCTL_RATE_LIMIT_RPS and CERTCTL_RATE_LIMIT_BURST*",
             "*✗ http_req_failed rate<0.01: observed*",

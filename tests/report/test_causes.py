@@ -55,6 +55,7 @@ def test_the_summary_carries_the_errors_and_stays_schema_version_1(
         "bodies": {"401": '{"error":"Invalid API key"}'},
         "transport": {"tls": 2},
         "samples": [{"kind": "tls", "text": TLS, "url": URL, "count": 2}],
+        "throttled": {},
         "causes": [
             f"issuance_acceptance: 3 of {n} requests answered 401 "
             '(body: {"error":"Invalid API key"})',
@@ -63,6 +64,15 @@ def test_the_summary_carries_the_errors_and_stays_schema_version_1(
     }
     # a scenario whose requests all succeeded has no errors object
     assert "errors" not in test["scenarios"]["list_certificates"]
+    # the same causes, with the per-status breakdown, in the test's diagnoses
+    (diagnosis,) = test["diagnoses"]
+    assert diagnosis["kind"] == diagnosis["id"] == "failed-requests"
+    assert diagnosis["scenario"] == "issuance_acceptance"
+    assert diagnosis["statuses"] == {"401": 3, "no answer (tls)": 2}
+    assert diagnosis["summary"] == (
+        f"issuance_acceptance: 5 of {n} requests failed: 401: 3 of {n}; no answer (tls): 2"
+    )
+    assert diagnosis["details"] == errors["causes"]
 
 
 def test_a_summary_without_errors_still_validates(run_a: RunResult, tmp_path: Path) -> None:
@@ -73,15 +83,22 @@ def test_a_summary_without_errors_still_validates(run_a: RunResult, tmp_path: Pa
 
 def test_the_terminal_names_each_cause_under_its_test(failing: RunResult, tmp_path: Path) -> None:
     lines = terminal.render(recorder_with(tmp_path, [(NODEID, failing)]))
-    causes = [line for line in lines if line.startswith("    ! cause: ")]
-    assert causes == [f"    ! cause: {c}" for c in failing.causes()]
+    n = _requests(failing)
+    summary = (
+        f"    ! issuance_acceptance: 5 of {n} requests failed: 401: 3 of {n}; no answer (tls): 2"
+    )
+    causes = [line for line in lines if line.startswith("    !   ")]
+    assert causes == [f"    !   {c}" for c in failing.causes()]
     assert len(causes) == 2
-    assert lines.index(causes[0]) > next(i for i, x in enumerate(lines) if x.startswith(NODEID))
+    assert lines.index(summary) + 1 == lines.index(causes[0])
+    assert lines.index(summary) > next(i for i, x in enumerate(lines) if x.startswith(NODEID))
 
 
 def test_the_html_report_lists_the_causes_with_the_problems(
     failing: RunResult, tmp_path: Path
 ) -> None:
     text = html.render(recorder_with(tmp_path, [(NODEID, failing)]))
+    n = _requests(failing)
+    assert f"by status: 401: 3 of {n}; no answer (tls): 2" in text
     for cause in failing.causes():
-        assert f"<li>{escape('cause: ' + cause)}</li>" in text
+        assert f"<li>{escape(cause)}</li>" in text

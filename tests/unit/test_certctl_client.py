@@ -33,9 +33,12 @@ from pytest_certload.certctl import (
     parse_bulk_renew,
     rate_limit_storm,
 )
+from pytest_certload.engine import RunResult, ScenarioResult
+from pytest_certload.engine.causes import RequestErrors
+from pytest_certload.engine.health import HealthLimits, ScenarioHealth
 from pytest_certload.errors import ConfigError
 from pytest_certload.http import Headers
-from pytest_certload.metrics import MetricStore, MetricType, declare_builtins, tagset
+from pytest_certload.metrics import MetricStore, declare_builtins, tagset
 
 
 @dataclass
@@ -113,6 +116,17 @@ def test_certctl_429_is_told_apart_from_the_acme_429() -> None:
     assert classify_429(API_429) == API_RATE_LIMITED
     assert classify_429(ACME_429) == ACME_RATE_LIMITED
     assert classify_429(Reply(200)) is None
+
+
+def test_the_limiters_429_to_head_has_no_body_and_still_counts() -> None:
+    # HEAD new-nonce: Go's http.Error sets the headers, the server drops the body
+    head = Reply(429, API_429.headers, b"")
+    assert classify_429(head) == API_RATE_LIMITED
+    store = MetricStore()
+    vu = _CountingVU(store)
+    assert certctl.count_rate_limit(vu, head) == API_RATE_LIMITED  # type: ignore[arg-type]
+    assert certctl.count_rate_limit(vu, API_429) == API_RATE_LIMITED  # type: ignore[arg-type]
+    assert vu.counted == 2
 
 
 @pytest.mark.parametrize(
@@ -304,31 +318,55 @@ def test_setup_explains_a_missing_acme_profile_and_a_rate_limit() -> None:
         next(CertctlSetup("https://c", "k").paged("/x", per_page=501))
 
 
-@dataclass
-class _Result:
-    store: MetricStore
+class _CountingVU:
+    def __init__(self, store: MetricStore) -> None:
+        self.store = store
+        self.counted = 0
+
+    def counter(self, name: str, value: float = 1, tags: object = None) -> None:
+        assert name == certctl.RATE_LIMITED_COUNTER
+        self.counted += 1
 
 
-def _store(requests: int, limited: int) -> MetricStore:
+def _run(requests: int, limited: dict[str, int], head: int = 0) -> RunResult:
+    """A run of one scenario ``s``: ``requests`` responses, ``limited`` of them 429s by
+    shape, the first ``head`` of the 429s answered to HEAD (the rest to GET)."""
     store = MetricStore()
     declare_builtins(store)
-    store.declare(certctl.RATE_LIMITED_COUNTER, MetricType.COUNTER)
-    tags = tagset({"scenario": "s"})
-    for _ in range(requests):
-        store.add_counter("http_reqs", 1, tags)
-    for _ in range(limited):
-        store.add_counter(certctl.RATE_LIMITED_COUNTER, 1, tags)
-    return store
+    n429 = sum(limited.values())
+    for status, method, n in (
+        ("200", "GET", requests - n429),
+        ("429", "HEAD", head),
+        ("429", "GET", n429 - head),
+    ):
+        tags = tagset({"scenario": "s", "status": status, "method": method, "name": "/x"})
+        for _ in range(n):
+            store.add_counter("http_reqs", 1, tags)
+    errors = RequestErrors()
+    for shape, n in limited.items():
+        media, _, retry = shape.partition("|")
+        for _ in range(n):
+            errors.add_throttled(media, retry)
+    health = ScenarioHealth("s", True, 1, 1, 0, 0, None, 0, None, None)
+    scenario = ScenarioResult("s", {}, {}, 0, 0, health, [], {}, request_errors=errors)
+    return RunResult(store, {"s": scenario}, [], "", 0, HealthLimits())
 
 
 def test_a_429_storm_names_the_settings_to_change() -> None:
-    message = rate_limit_storm(_Result(_store(100, 40)))  # type: ignore[arg-type]
+    # every API-limiter 429 counts, whatever the method: 40 of 100, 15 of them to HEAD
+    message = rate_limit_storm(_run(100, {"text/plain; charset=utf-8|1": 40}, head=15))
     assert message is not None
-    assert message.startswith("40 of 100 responses (40.0%, limit 5%) were certctl's API rate")
+    assert message.startswith(
+        "40 of 100 responses (40.0%, limit 5%; GET 25, HEAD 15) were certctl's API rate"
+    )
     assert "CERTCTL_RATE_LIMIT_ENABLED=false" in message
     assert "CERTCTL_RATE_LIMIT_RPS and CERTCTL_RATE_LIMIT_BURST" in message
+    (tally,) = certctl.limiter_tally(_run(100, {"text/plain|1": 40}, head=15))
+    assert tally.text() == "40 of 100 responses (40.0%; GET 25, HEAD 15)"
 
 
 def test_a_few_429s_are_not_a_storm() -> None:
-    assert rate_limit_storm(_Result(_store(100, 5))) is None  # type: ignore[arg-type]
-    assert rate_limit_storm(_Result(_store(100, 0))) is None  # type: ignore[arg-type]
+    assert rate_limit_storm(_run(100, {"text/plain|1": 5})) is None
+    assert rate_limit_storm(_run(100, {})) is None
+    # certctl's ACME limiter is another matter (its own settings, its own checks)
+    assert rate_limit_storm(_run(100, {"application/problem+json|": 40})) is None

@@ -130,11 +130,9 @@ class EnrollmentMetrics:
             )
         if any(r[1] == "finalize" and r[2] >= 500 for r in rows):
             lines.append(
-                "  finalize answered 5xx: certctl's finalize is known to fail "
-                "(internal/service/acme.go::FinalizeOrder): it picks the issuer at random "
-                "among every enabled issuer (leave only iss-local enabled) and inserts the "
-                "certificate with empty owner/team/renewal-policy foreign keys (pre-insert "
-                "rows with empty ids)."
+                "  finalize answered 5xx: the known certctl defect acme-finalize-500 "
+                "(internal/service/acme.go::FinalizeOrder); the diagnoses below and "
+                "docs/known-defects.md say what it is and what to watch for."
             )
         if any(r[3] == POOL_EXHAUSTED.rsplit(":", 1)[-1] for r in rows):
             lines.append(
