@@ -207,9 +207,10 @@ def test_a_shipped_scenario_runs_through_socket_and_ssh_workers_as_one_run(
         assert abs(w.clock_offset_ns) <= w.rtt_ns // 2 + MS, w
     # the agreed start instant, on the one monotonic clock both workers read (t0 is
     # perf_counter_ns): each fixed t0 late_ns after it; the two instants agree within
-    # the offsets' uncertainty
+    # the offsets' uncertainty (plus a few ms: a busy machine may preempt a worker
+    # between its wall-clock and monotonic readings)
     a, b = (_agreed(w) for w in run.workers)
-    assert abs(a - b) <= (w1.rtt_ns + w2.rtt_ns) // 2 + MS, (a, b, w1, w2)
+    assert abs(a - b) <= (w1.rtt_ns + w2.rtt_ns) // 2 + 5 * MS, (a, b, w1, w2)
     assert all(w.late_ns is not None and w.late_ns < 300 * MS for w in run.workers)
     assert merged.t0_ns == min(s.t0_ns for s in _shares(run))
     # the merged HDR histograms are the union of the shares, bucket by bucket
@@ -399,7 +400,7 @@ def test_leftovers_of_a_dead_run_are_removed_and_a_live_runs_kept() -> None:
 
 
 def test_a_socket_server_started_as_a_script_is_named_with_the_fix() -> None:
-    """``python .../execnet/script/socketserver.py`` (how execnet's docs start it) puts
+    """``python .../execnet/script/socketserver.py`` (the script's first mode of operation) puts
     the script's directory first on ``sys.path``, where its ``socketserver.py`` shadows
     the standard library's module that ``http.server`` (via prometheus_client) needs."""
     _skip_unless_possible()

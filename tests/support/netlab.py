@@ -337,9 +337,10 @@ class Lab:
         """execnet's socket server in ``role``'s namespace, started as a module
         (``python -m execnet.script.socketserver``); the ``socket=`` gateway spec.
 
-        ``as_script`` starts it the way execnet's docs show, ``python .../socketserver.py``,
-        which puts execnet's script directory first on ``sys.path``, where its
-        ``socketserver.py`` shadows the standard library's module of that name.
+        ``as_script`` starts it as a normal script (``python .../socketserver.py``, the
+        first mode its docstring names), which puts execnet's script directory first on
+        ``sys.path``, where its ``socketserver.py`` shadows the standard library's module
+        of that name.
         """
         address = f"{self.address(role)}:{SOCKET_PORT}"
         if as_script:
