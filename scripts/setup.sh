@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Set up pytest-certload on a fresh Debian/Ubuntu machine: the native stack's system
-# packages (PostgreSQL, nginx, apache2, haproxy, wrk) and the project in ./.venv.
+# packages (PostgreSQL, nginx, apache2, haproxy, wrk, openssh-server) and the project in
+# ./.venv.
 # Idempotent; safe to run again. Needs root or sudo for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-# the native stack, plus Debian's chromium for the HTML report's browser test
-packages=(postgresql nginx apache2 haproxy wrk ca-certificates chromium)
+# the native stack, plus Debian's chromium for the HTML report's browser test and
+# openssh-server for the multi-host test's ssh= worker (it starts its own sshd; the
+# package's service is not started here)
+packages=(postgresql nginx apache2 haproxy wrk ca-certificates chromium openssh-server)
 python_bin="${PYTHON:-python3}"
 if ! "$python_bin" -c "import ensurepip, venv" >/dev/null 2>&1; then
     packages+=(python3-venv)

@@ -40,6 +40,7 @@ Imports no pytest; execnet is imported only when a run starts.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import pickle
@@ -48,6 +49,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -79,10 +81,17 @@ try:
     from pytest_certload.distributed.worker import serve_worker
 except BaseException as exc:
     import socket
+    fix = ("install pytest-certload there (same version) or give python=PATH of an "
+           "interpreter that has it in the spec")
+    shadow = getattr(sys.modules.get("socketserver"), "__file__", None) or ""
+    if "execnet" in shadow:
+        fix = (f"the standard library's socketserver module is shadowed by {shadow}: "
+               "execnet's socket server was started as a script, which puts its directory "
+               "first on sys.path; start it as a module instead: "
+               "python -m execnet.script.socketserver HOST:PORT")
     channel.send(("error", {"phase": "setup", "message": (
         f"pytest_certload is not importable by {sys.executable} on {socket.gethostname()}: "
-        f"{type(exc).__name__}: {exc}; install pytest-certload there (same version) or "
-        "give python=PATH of an interpreter that has it in the spec"
+        f"{type(exc).__name__}: {exc}; {fix}"
     )}))
 else:
     serve_worker(channel)
@@ -231,6 +240,8 @@ class _Controller:
             xspec = spec if "id" in spec_keys(spec) else f"{spec}//id={name}"
             self._workers.append(_Worker(WorkerReport(name, spec, (i, n)), xspec))
         self._progress_seen = 0
+        #: the agreed start instant on this process's monotonic clock (set by go())
+        self.start_ns: int | None = None
 
     @property
     def workers(self) -> list[WorkerReport]:
@@ -252,9 +263,9 @@ class _Controller:
         for i, w in enumerate(self._workers):
             assert w.gateway is not None
             options = spec_keys(w.report.spec)
-            channel = w.gateway.remote_exec(_BOOTSTRAP)
-            channel.setcallback(partial(self._put, i), endmarker=_END)
-            w.channel = channel
+            # held by the worker only (close() lets it go; see there)
+            w.channel = w.gateway.remote_exec(_BOOTSTRAP)
+            w.channel.setcallback(partial(self._put, i), endmarker=_END)
             cwd = setup["cwd"] if "chdir" not in options else None
             self._send(w, ("setup", {**setup, "cwd": cwd}))
             run = {"payload": self.payload, "shard": list(w.report.shard), "name": w.report.name}
@@ -280,8 +291,9 @@ class _Controller:
                 continue
             w = self._workers[i]
             if event is _END:
-                w.state = "failed"
-                failures.append(f"{w.report.label}: {self._death(w)}")
+                if w.state != "failed":  # not already named by its own error
+                    w.state = "failed"
+                    failures.append(f"{w.report.label}: {self._death(w)}")
                 continue
             name, kwargs = event
             if name == "ready":
@@ -395,6 +407,7 @@ class _Controller:
             return
         lead_ns = max(300_000_000, 10 * worst_rtt)
         start_wall = time.time_ns() + lead_ns
+        self.start_ns = time.monotonic_ns() + lead_ns
         for w in self._workers:
             if w.state != "ready":
                 continue
@@ -463,7 +476,8 @@ class _Controller:
                 continue
             if event is _END:
                 w.state = "failed"
-                w.report.problem = f"died during the run: {self._death(w)}"
+                self._lost(w)
+                w.report.problem = f"died during the run{self._lost_text(w)}: {self._death(w)}"
                 continue
             name, kwargs = event
             if name == "progress":
@@ -484,17 +498,30 @@ class _Controller:
         for w in self._workers:
             if w.state == "running":
                 w.state = "failed"
+                self._lost(w)
+                # a remote worker cannot be killed from here: its connection is closed
+                ended = "killed" if self._own_child(w) is not None else "its gateway closed"
                 if told:
                     w.report.problem = (
                         f"sent no result within {self.stop_bound_ns / 1e9:.1f} s of being "
-                        "told to stop (an interval + teardown + margin); given up and killed"
+                        f"told to stop (an interval + teardown + margin); given up and {ended}"
                     )
                 else:
                     w.report.problem = (
                         f"sent no result within {self.bound_ns / 1e9:.1f} s (the run's start "
-                        "+ duration + graceful stop + teardown + margin); given up and killed"
+                        f"+ duration + graceful stop + teardown + margin); given up and {ended}"
                     )
                 self._kill(w)
+
+    def _lost(self, w: _Worker) -> None:
+        """Record when the run lost ``w``, from the agreed start."""
+        if self.start_ns is not None:
+            w.report.lost_ns = max(0, time.monotonic_ns() - self.start_ns)
+
+    @staticmethod
+    def _lost_text(w: _Worker) -> str:
+        lost = w.report.lost_ns
+        return "" if lost is None else f", {lost / 1e9:.1f} s after the start"
 
     def _on_progress(self, w: _Worker, kwargs: Mapping[str, Any]) -> None:
         if self.options.progress is None:
@@ -524,7 +551,11 @@ class _Controller:
 
     def _death(self, w: _Worker) -> str:
         """Why a worker's channel closed: the remote traceback, or its exit."""
-        reason = "its connection closed without a result (the process exited or was killed)"
+        reason = "its connection closed without a result (the process exited or was killed"
+        if "popen" not in spec_keys(w.report.spec):
+            # ssh= ends on its ServerAliveInterval; socket= only if the host answers
+            reason += ", or the network to its host failed"
+        reason += ")"
         if w.channel is not None:
             try:
                 w.channel.waitclose(0.1)
@@ -590,6 +621,16 @@ class _Controller:
             if w.state in ("opening", "ready", "running"):
                 self._kill(w)
         self.group.terminate(timeout=2.0)
+        if any("socket" in spec_keys(w.report.spec) for w in self._workers):
+            # execnet's socket= gateways shut their socket down but never close it: let
+            # them go here, where the socket's ResourceWarning is known and expected,
+            # not at a later collection (an error under -W error / filterwarnings)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                for w in self._workers:
+                    w.gateway = w.channel = None
+                self.group = None
+                gc.collect()
 
 
 def _project_paths() -> list[str]:

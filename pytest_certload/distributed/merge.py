@@ -30,6 +30,9 @@ class WorkerReport:
     clock_offset_ns: int = 0  # worker wall clock minus the controller's
     rtt_ns: int = 0  # round trip of the best clock exchange
     late_ns: int | None = None  # how long after the agreed instant its t0 was fixed
+    #: when the controller lost it (its connection closed, or it was given up), from the
+    #: agreed start instant; None while it was not lost
+    lost_ns: int | None = None
     result: RunResult | None = None  # its share, as received (thresholds unjudged)
     problem: str = ""  # why its share is missing or untrusted ("" if fine)
 

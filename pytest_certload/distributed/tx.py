@@ -109,6 +109,11 @@ def _check_spec(spec: str) -> dict[str, str | None]:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise TxSyntaxError(f"{spec!r}: socket= needs HOST:PORT, e.g. socket=10.0.0.5:8888")
+        if "python" in keys:
+            raise TxSyntaxError(
+                f"{spec!r}: socket= takes no python= (execnet does not support it): the "
+                "worker runs in the interpreter that runs the socket server there; drop it"
+            )
     ident = keys.get("id")
     if ident is not None and not _ID_RE.match(ident):
         raise TxSyntaxError(f"{spec!r}: id= takes letters, digits, '_', '-' or '.'")

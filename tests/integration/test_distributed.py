@@ -171,13 +171,17 @@ def test_a_worker_that_dies_mid_run_is_named_and_the_other_share_kept(
     assert not merged.trustworthy
     (line,) = [line for line in merged.untrustworthy if "victim" in line]
     assert "victim (popen//id=victim//env:" in line
-    assert "died during the run" in line
-    assert "exit code 3" in line
+    # when, from the agreed start: 10 iterations at 25/s make it about 0.4 s
+    assert re.search(r" died during the run, \d+\.\d s after the start: its connection", line)
+    assert "(the process exited or was killed); exit code 3" in line
     assert line.endswith("its share is missing")
     assert not any("tx0" in line for line in merged.untrustworthy)
     survivor, victim = run.workers
     assert (survivor.problem, survivor.result is not None) == ("", True)
     assert victim.result is None
+    assert survivor.lost_ns is None
+    assert victim.lost_ns is not None
+    assert 0 < victim.lost_ns < 20_000 * MS
     assert _count(merged, "iterations") == 50  # the survivor's whole share
     assert _trend(merged.store, "http_req_duration").count == 50
 
@@ -197,6 +201,8 @@ def test_a_worker_that_never_answers_is_given_up_at_the_bound(server: LatencySer
     (line,) = merged.untrustworthy
     assert line.startswith("spread: tx0 (popen//env:")
     assert "sent no result within 4.0 s" in line
+    assert line.endswith("given up and killed; its share is missing")
+    assert run.workers[0].lost_ns is not None
     assert _count(merged, "iterations") == 10
     assert run.workers[1].result is not None
 
@@ -443,6 +449,12 @@ def test_tx_specs_expand(raw: str, expected: tuple[str, ...] | None) -> None:
         ("python=python3", "exactly one gateway type"),
         ("popen//ssh=h", "exactly one gateway type"),
         ("socket=host", "socket= needs HOST:PORT"),
+        (
+            "socket=h:8888//python=python3",
+            "'socket=h:8888//python=python3': socket= takes no python= (execnet does not "
+            "support it): the worker runs in the interpreter that runs the socket server "
+            "there; drop it",
+        ),
         ("2*popen//id=a", "an id= cannot be repeated"),
         ("popen//id=a,popen//id=a", "gateway id(s) a given more than once"),
         ("ssh=", "'ssh' needs a value"),

@@ -69,6 +69,8 @@ def test_the_test_workflow_lints_type_checks_and_runs_the_readme_command() -> No
     command = "bash scripts/setup.sh && .venv/bin/pytest --ignore=tests/load"
     assert command in readme
     assert command in _runs(jobs["test"])
+    # network namespaces need root: the multi-host test runs in a sudo step of its own
+    assert "sudo .venv/bin/pytest tests/integration/test_multihost.py" in _runs(jobs["test"])
 
 
 def test_the_load_workflow_runs_one_job_per_marker_and_keeps_its_results() -> None:
