@@ -10,15 +10,22 @@ two more: ``<that>.windows`` (``breached 2/10``) and, when one breached,
 ``<that>.worst_window`` (``3s–4s: 900 ms over 20 samples``). ``certload.generator_stalled``
 says when the generator's event loop was late beyond the health limit. An ordinary run
 has none of these.
+
+What makes the run comparable (:func:`context_properties`): ``certload.profile`` (a smoke
+run says ``smoke (indicative: ...)``), ``certload.target`` (with certctl's version and
+commit), ``certload.database`` (PostgreSQL's settings) and ``certload.database_warning``
+when commits did not wait for the disk, and ``certload.rows_before`` (the rows of the
+tables the test declared, before the run).
 """
 
 from __future__ import annotations
 
 from ..engine import RunResult
-from .meta import hiccup_text, warmup_text, window_text, windows_tally
+from ..record import RunRecord, SessionRecord
+from .meta import hiccup_text, profile_text, warmup_text, window_text, windows_tally
 from .stats import hiccup_stats, scenario_stats, warmup_stats
 
-__all__ = ["STAT_KEYS", "run_properties"]
+__all__ = ["STAT_KEYS", "context_properties", "run_properties"]
 
 #: the per-scenario figures published, as ``certload.<scenario>.<key>``
 STAT_KEYS = (
@@ -62,6 +69,20 @@ def run_properties(result: RunResult) -> list[tuple[str, str]]:
         text = hiccup_text(hiccups).removeprefix("generator stalled: ")
         props.append(("certload.generator_stalled", text))
     props.append(("certload.verdict", result.verdict))
+    return props
+
+
+def context_properties(session: SessionRecord, record: RunRecord) -> list[tuple[str, str]]:
+    """The profile, the target, the database's settings and the rows before the run."""
+    props = [("certload.profile", profile_text(session.profile))]
+    if session.target:
+        props.append(("certload.target", session.target))
+    if session.database is not None:
+        props.append(("certload.database", session.database.text()))
+        if warning := session.database.warning():
+            props.append(("certload.database_warning", warning))
+    if record.database is not None:
+        props.append(("certload.rows_before", record.database.text()))
     return props
 
 
