@@ -123,7 +123,7 @@ def _seed_dsn(stack: StackInfo) -> str:
 def certload_seed(certload_stack: StackInfo, pytestconfig: pytest.Config) -> SeedReport:
     """Apply ``fixtures/sql/*.sql`` (lexical order, idempotent, ledgered) to the stack's DB.
 
-    Returns the :class:`pytest_certload.seed.SeedReport` (rows inserted per file).
+    Returns the :class:`pytest_certload.seed.SeedReport` (rows written per file).
     """
     from .seed import apply_seed  # psycopg: imported only by sessions that seed
 

@@ -4,7 +4,7 @@
 its own transaction, and records ``(filename, sha256, applied_at, rows)`` in the ledger
 table ``certload_seed_ledger`` inside that same transaction. A file whose checksum is in
 the ledger is skipped; a changed file is applied again (seed files are written to be
-re-runnable, e.g. ``INSERT ... ON CONFLICT DO NOTHING``). A failing file is rolled back
+re-runnable, e.g. ``INSERT ... ON CONFLICT ... DO UPDATE``). A failing file is rolled back
 and raises :class:`~pytest_certload.errors.SeedError` naming the file, the line and the
 statement. A session advisory lock serialises concurrent callers (e.g. xdist workers).
 
@@ -21,7 +21,8 @@ naming ``--certctl-dsn``. No message shows the DSN's password (libpq's own texts
 quote parts of the DSN: they are scrubbed).
 
 Files are split into statements here, not by the server, so that the error can name
-the statement and so rows inserted can be counted per file. The splitter understands
+the statement and so the rows inserted (or, by an upsert, restored) can be counted per
+file. The splitter understands
 ``--`` and nested ``/* */`` comments, quoted strings (``'...'``, ``E'...'``), quoted
 identifiers and dollar quoting (``$$ ... $$``, ``$tag$ ... $tag$``). Top-level
 ``BEGIN``/``COMMIT``/``ROLLBACK`` are refused: the transaction is ours.

@@ -14,9 +14,12 @@ import jsonschema
 import pytest
 
 from pytest_certload.engine import VU, ConstantArrivalRate, RunResult, Scenario, VirtualClock, run
+from pytest_certload.errors import ConfigError
+from pytest_certload.loadtest import validate_marker_kwargs
 from pytest_certload.metrics import tagset
 from pytest_certload.record import RunRecord, SessionRecord
 from pytest_certload.report import html, terminal
+from pytest_certload.report.capacity import caption
 from pytest_certload.report.junit import context_properties
 from pytest_certload.report.summary import SCHEMA_PATH, build_summary
 from pytest_certload.stack.database import DatabaseSettings, RowCounts
@@ -96,6 +99,11 @@ def test_every_output_says_smoke_is_indicative_fsync_is_off_and_the_rows_before(
     assert "<dt>database</dt><dd>PostgreSQL 16.4: fsync off" in page
     assert "rows before the run: managed_certificates 10,032 rows, jobs 40 rows" in page
     assert "<dt>target</dt><dd>certctl 2.0.9 (commit 1a2b3c4d5e6f)</dd>" in page
+
+    assert (
+        "; profile smoke (indicative); PostgreSQL with fsync, synchronous_commit, "
+        "full_page_writes off; pytest-certload "
+    ) in caption(session)
 
 
 def test_a_canonical_run_on_a_durable_database_carries_no_warning(
@@ -234,3 +242,15 @@ def test_no_metric_is_of_unknown_type_or_without_values(
     for key, entry in doc["metrics"].items():
         assert entry["type"] in ("trend", "rate", "counter", "gauge"), key
         assert entry["values"], key
+
+
+@pytest.mark.parametrize("tables", ["jobs", ["jobs; DROP TABLE x"], [1], {"jobs": 1}])
+def test_the_tables_a_test_declares_are_checked_at_collection(tables: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_marker_kwargs((), {"tables": tables}, "t.py::test_x")
+    assert str(info.value) == (
+        f"{tables!r} is not a valid tables of @pytest.mark.certload at t.py::test_x; give a "
+        "list of the database tables the test's run touches, e.g. "
+        "tables=['managed_certificates', 'jobs'] (their rows are counted before each run)."
+    )
+    validate_marker_kwargs((), {"tables": ["jobs", "public.agents"]}, "t.py::test_x")
