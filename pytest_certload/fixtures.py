@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,7 @@ from .record import SERVICE_LOGS_DIR, SessionRecord
 from .redaction import Redactor, redact_url
 from .settings import Settings
 from .stack import StackInfo
+from .stack.database import read_settings
 from .stack.session import OpenStack, open_stack
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "SETTINGS_KEY",
     "SHARED_KEY",
     "certload",
+    "certload_reseed",
     "certload_seed",
     "certload_settings",
     "certload_stack",
@@ -65,7 +67,8 @@ def certload_stack(
     ``--certload-provider local`` (default) boots PostgreSQL, the certctl reference double
     (or ``--certctl-bin``), nginx, apache2, haproxy and the f5 mock as child processes;
     ``containers`` uses testcontainers; ``external`` (``--certctl-url``) uses a running
-    stack. The report header names what was measured.
+    stack. The report header names what was measured, certctl's version and commit, and
+    the database's settings (read with the DSN, when there is one).
     """
     settings = pytestconfig.stash[SETTINGS_KEY]
     session = pytestconfig.stash[SESSION_KEY]
@@ -84,6 +87,7 @@ def certload_stack(
         session.target_details = {**opened.details, "url": redact_url(info.certctl_url)}
         if not info.verify_tls:
             session.target_details["tls_verify"] = False
+        session.database = read_settings(info.dsn)
         try:
             opened.preflight()
         except PreflightError as exc:
@@ -96,22 +100,53 @@ def certload_stack(
             del pytestconfig.stash[OPEN_STACK_KEY]
 
 
+#: where the seed files are, under the rootdir
+_SEED_DIR = Path("fixtures") / "sql"
+
+
+def _seed_dsn(stack: StackInfo) -> str:
+    """The DSN the seed needs; a ConfigError saying why the scale tier cannot run without
+    one (raised in a fixture: the test errors before anything is measured)."""
+    if not stack.dsn:
+        raise ConfigError(
+            "the scale tier seeds certctl's PostgreSQL and puts the seeded rows back in their "
+            "seeded state before each run (a run consumes them: bulk renewal leaves the "
+            "certificates it renews 'RenewalInProgress'), so that every run measures the same "
+            f"work; no DSN is known for {redact_url(stack.certctl_url)}, so nothing was "
+            "measured. Give --certctl-dsn DSN (better the environment variable "
+            "CERTLOAD_CERTCTL_DSN; ini certload_certctl_dsn) or use the local provider."
+        )
+    return stack.dsn
+
+
 @pytest.fixture(scope="session")
 def certload_seed(certload_stack: StackInfo, pytestconfig: pytest.Config) -> SeedReport:
     """Apply ``fixtures/sql/*.sql`` (lexical order, idempotent, ledgered) to the stack's DB.
 
-    Returns the :class:`pytest_certload.seed.SeedReport` (rows inserted per file).
+    Returns the :class:`pytest_certload.seed.SeedReport` (rows written per file).
     """
     from .seed import apply_seed  # psycopg: imported only by sessions that seed
 
-    if not certload_stack.dsn:
-        raise ConfigError(
-            "the scale tier seeds certctl's PostgreSQL, but no DSN is known for "
-            f"{certload_stack.certctl_url}; give --certctl-dsn DSN (ini certload_certctl_dsn, "
-            "env CERTLOAD_CERTCTL_DSN) or use the local provider."
-        )
-    directory = Path(pytestconfig.rootpath) / "fixtures" / "sql"
-    return apply_seed(certload_stack.dsn, directory)
+    return apply_seed(_seed_dsn(certload_stack), Path(pytestconfig.rootpath) / _SEED_DIR)
+
+
+@pytest.fixture
+def certload_reseed(
+    certload_seed: SeedReport, certload_stack: StackInfo, pytestconfig: pytest.Config
+) -> Callable[..., SeedReport]:
+    """``certload_reseed("01_bulk_renewal_certs.sql", ...)`` applies those seed files
+    again, in one transaction, putting the rows they seed back in their seeded state
+    (:func:`pytest_certload.seed.restore_seed`). A test that consumes seeded rows calls it
+    before it measures, so every run measures the same work."""
+    from .seed import restore_seed
+
+    dsn = _seed_dsn(certload_stack)
+    directory = Path(pytestconfig.rootpath) / _SEED_DIR
+
+    def reseed(*files: str) -> SeedReport:
+        return restore_seed(dsn, directory, files)
+
+    return reseed
 
 
 @pytest.fixture

@@ -52,9 +52,10 @@ from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
 from .interrupts import Interrupts
 from .record import RunRecord, SessionRecord
 from .report.diagnoses import diagnosis_lines
-from .report.junit import run_properties
+from .report.junit import context_properties, run_properties
 from .settings import Settings
 from .stack import StackInfo
+from .stack.database import TABLE_RE, RowCounts, count_rows
 from .stack.session import OpenStack
 from .telemetry import Sampler, ServerTelemetry, TelemetrySources
 from .thresholds import Threshold, ThresholdResult, parse_thresholds, threshold_list
@@ -90,6 +91,7 @@ MARKER_KWARGS = (
     "group",
     "scenario",
     "known_defects",
+    "tables",
 )
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -142,6 +144,8 @@ class SharedRun:
     scenarios: tuple[str, ...]
     result: RunResult
     server: ServerTelemetry | None = None
+    #: the rows of the tables its members touch, before it ran
+    database: RowCounts | None = None
 
 
 class SharedRuns:
@@ -207,6 +211,19 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
             )
     if "known_defects" in kwargs:
         _check_known_defects(kwargs["known_defects"], where)
+    if "tables" in kwargs:
+        tables = kwargs["tables"]
+        if (
+            isinstance(tables, str)
+            or not isinstance(tables, list | tuple)
+            or not all(isinstance(t, str) and TABLE_RE.match(t) for t in tables)
+        ):
+            raise ConfigError(
+                f"{tables!r} is not a valid tables of @pytest.mark.certload at {where}; give "
+                "a list of the database tables the test's run touches, e.g. "
+                "tables=['managed_certificates', 'jobs'] (their rows are counted before "
+                "each run)."
+            )
     if "min_tail_samples" in kwargs:
         value = kwargs["min_tail_samples"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -375,9 +392,10 @@ class LoadTest:
         """
         parsed = self._thresholds(thresholds)
         scs = [self._shortened(sc, smoke_duration) for sc in scenarios]
+        rows = self._row_counts(self._tables())
         result, server = self._execute(scs, parsed, http, self._item.nodeid)
         capacity = self._capacity(scs, parsed, http, result, smoke_duration)
-        return self._record(result, label, capacity=capacity, server=server)
+        return self._record(result, label, capacity=capacity, server=server, database=rows)
 
     def run_shared(
         self,
@@ -421,10 +439,11 @@ class LoadTest:
                 "with certload.run() or --certload-isolate."
             )
         if self.settings.isolate:
+            rows = self._row_counts(self._tables())
             result, server = self._execute(
                 [self._shortened(scenarios[own], smoke_duration)], parsed, http, where
             )
-            return self._record(result, label, server=server)
+            return self._record(result, label, server=server, database=rows)
         shared = self._shared.get(group)
         if shared is None or own not in shared.scenarios:
             members = self._shared.members(group)
@@ -443,8 +462,9 @@ class LoadTest:
                 for m, kwargs in members.items()
             ]
             what = f"shared run {group!r} ({', '.join(sc.name for sc in together)})"
+            rows = self._row_counts(self._tables(*members.values()))
             result, server = self._execute(together, [], http, what)
-            shared = SharedRun(group, tuple(sc.name for sc in together), result, server)
+            shared = SharedRun(group, tuple(sc.name for sc in together), result, server, rows)
             self._shared.keep(shared)
         view = shared.result.view(own)
         limits = self._health()
@@ -454,7 +474,13 @@ class LoadTest:
         others = tuple(name for name in shared.scenarios if name != own)
         capacity = self._capacity([scenarios[own]], parsed, http, view, smoke_duration)
         return self._record(
-            view, label, group=group, ran_with=others, capacity=capacity, server=shared.server
+            view,
+            label,
+            group=group,
+            ran_with=others,
+            capacity=capacity,
+            server=shared.server,
+            database=shared.database,
         )
 
     def _thresholds(
@@ -468,6 +494,22 @@ class LoadTest:
                 self._marker["thresholds"], source=f"@pytest.mark.certload of {source}"
             )
         return parsed
+
+    def _tables(self, *members: Mapping[str, Any]) -> tuple[str, ...]:
+        """The tables this test's marker declares, and those of ``members`` (the marker
+        arguments of the other member tests of a shared run)."""
+        declared: list[str] = []
+        for kwargs in (self._marker, *members):
+            declared += [str(t) for t in kwargs.get("tables", ())]
+        return tuple(dict.fromkeys(declared))
+
+    def _row_counts(self, tables: Sequence[str]) -> RowCounts | None:
+        """The rows of ``tables`` now, before a run (None when none is declared)."""
+        if not tables:
+            return None
+        if self.stack is None:
+            return RowCounts(tuple(tables), note="not read: the test did not use the stack")
+        return count_rows(self.stack.dsn, tables)  # without a DSN: "not read: no DSN"
 
     def _min_tail_samples(self) -> int:
         return int(self._marker.get("min_tail_samples", self.settings.min_tail_samples))
@@ -624,6 +666,7 @@ class LoadTest:
         ran_with: tuple[str, ...] = (),
         capacity: Sequence[CapacityResult] = (),
         server: ServerTelemetry | None = None,
+        database: RowCounts | None = None,
     ) -> RunResult:
         """Keep the run (run file, junit properties), then judge it for this test."""
         self.results.append(result)
@@ -636,9 +679,11 @@ class LoadTest:
             ran_with=ran_with,
             capacity=tuple(capacity),
             server=server,
+            database=database,
         )
         self._session.add(record)
         self._item.user_properties.extend(run_properties(result))
+        self._item.user_properties.extend(context_properties(self._session, record))
         for found in capacity:
             if found.capacity is not None:
                 self._item.user_properties.append(

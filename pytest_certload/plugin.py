@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from . import fixtures, hookspecs
-from .baseline import Baseline, ReportLine, baseline_from_session, compare, comparison_lines
+from .baseline import (
+    Baseline,
+    ReportLine,
+    baseline_from_session,
+    compare,
+    comparison_lines,
+    profile_mismatch,
+)
 from .baseline import load as load_baseline
 from .baseline import resolve_path as baseline_path
 from .errors import BaselineError, CertloadError, ConfigError, OptionValueError, RecordError
@@ -20,6 +27,7 @@ from .record import RUNS_DIR, RunRecord, SessionRecord, now_iso, set_aside_previ
 from .redaction import Redactor
 from .report import html, summary, terminal
 from .settings import OPTIONS, Option, check_settings, resolve
+from .stack.database import DatabaseSettings
 
 __all__ = ["CertloadWarning"]
 
@@ -135,6 +143,9 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         except BaselineError as exc:
             raise pytest.UsageError(f"--certload-baseline (from {source}): {exc}") from None
+        refused = profile_mismatch(reporter.baseline, settings.profile)
+        if refused:  # known before any load: refuse now, not after the whole session
+            raise pytest.UsageError(f"--certload-baseline (from {source}): {refused}")
     config.pluginmanager.register(reporter, "certload-reporter")
 
 
@@ -284,6 +295,8 @@ class _SessionReporter:
         if output.get("target") and not record.target:
             record.target = str(output["target"])
             record.target_details = dict(output.get("target_details") or {})
+        if output.get("database") and record.database is None:
+            record.database = DatabaseSettings.from_dict(output["database"])
         for name in output.get("runs", ()):
             path = record.output_dir / RUNS_DIR / str(name)
             try:
@@ -300,6 +313,7 @@ class _SessionReporter:
                 "runs": [r.path.name for r in record.records if r.path is not None],
                 "target": record.target,
                 "target_details": record.target_details,
+                "database": record.database.to_dict() if record.database is not None else None,
             }
             return
         if not record.records:

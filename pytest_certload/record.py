@@ -9,8 +9,14 @@ holds, besides the reports:
   included), and beside it ``runs/<test>.<n>.hlog``, the same run's latency per interval
   in HdrHistogram's log format (:func:`~pytest_certload.intervals.write_hdr_log`);
 * ``session.json``: the session index (:data:`SESSION_FORMAT`): what was measured
-  (target, profile, HTTP backend), where (machine, generator version), the run files in
-  order and each test's outcome. Rewritten after every run and at the session's end.
+  (target with certctl's version and commit, profile, HTTP backend, the database's
+  settings), where (machine, generator version), the run files in order and each test's
+  outcome. Rewritten after every run and at the session's end.
+
+A run file also holds the row counts of the tables the test declared it touches, read
+before the run (``database``; null when it declared none). Fields added to either file
+since its format was published are optional: a file written before them reads back
+with ``None``.
 
 :class:`SessionRecord` is that record in memory; reports and baselines read it, never
 pytest objects. :meth:`SessionRecord.read` reads a finished session back. Imports no
@@ -38,6 +44,7 @@ from .engine import RunResult
 from .engine.capacity import CapacityResult
 from .errors import ConfigError, RecordError
 from .intervals import write_hdr_log
+from .stack.database import DatabaseSettings, RowCounts
 from .telemetry import ServerTelemetry
 
 __all__ = [
@@ -124,6 +131,9 @@ class RunRecord:
     #: what the stack's processes, its database and the generator did during the run
     #: (None with --certload-telemetry off)
     server: ServerTelemetry | None = None
+    #: the rows of the tables the test declared it touches, before the run (None when it
+    #: declared none)
+    database: RowCounts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +145,7 @@ class RunRecord:
             "ran_with": list(self.ran_with),
             "capacity": [c.to_dict() for c in self.capacity],
             "server": self.server.to_dict() if self.server is not None else None,
+            "database": self.database.to_dict() if self.database is not None else None,
             "result": self.result.to_dict(),
         }
 
@@ -157,6 +168,12 @@ class RunRecord:
                 server=(
                     ServerTelemetry.from_dict(data["server"])
                     if data.get("server") is not None
+                    else None
+                ),
+                # absent before row counts were recorded, null when none was declared
+                database=(
+                    RowCounts.from_dict(data["database"])
+                    if data.get("database") is not None
                     else None
                 ),
             )
@@ -183,6 +200,8 @@ class SessionRecord:
     http_backend: str | None = None
     target: str = ""
     target_details: dict[str, Any] = field(default_factory=dict)
+    #: certctl's database settings (None when the session used no stack)
+    database: DatabaseSettings | None = None
     machine: dict[str, Any] = field(default_factory=machine)
     generator_version: str = field(default_factory=generator_version)
     started_at: str = field(default_factory=now_iso)
@@ -264,6 +283,7 @@ class SessionRecord:
             "profile": self.profile,
             "http_backend": self.http_backend,
             "target": self.target_record,
+            "database": self.database.to_dict() if self.database is not None else None,
             "machine": self.machine,
             "generator_version": self.generator_version,
             "started_at": self.started_at,
@@ -328,6 +348,12 @@ class SessionRecord:
                 http_backend=data["http_backend"],
                 target=str(target.pop("label", "")),
                 target_details=target,
+                # absent before database settings were recorded
+                database=(
+                    DatabaseSettings.from_dict(data["database"])
+                    if data.get("database") is not None
+                    else None
+                ),
                 machine=dict(data["machine"]),
                 generator_version=str(data["generator_version"]),
                 started_at=str(data["started_at"]),

@@ -4,9 +4,16 @@
 its own transaction, and records ``(filename, sha256, applied_at, rows)`` in the ledger
 table ``certload_seed_ledger`` inside that same transaction. A file whose checksum is in
 the ledger is skipped; a changed file is applied again (seed files are written to be
-re-runnable, e.g. ``INSERT ... ON CONFLICT DO NOTHING``). A failing file is rolled back
+re-runnable, e.g. ``INSERT ... ON CONFLICT ... DO UPDATE``). A failing file is rolled back
 and raises :class:`~pytest_certload.errors.SeedError` naming the file, the line and the
 statement. A session advisory lock serialises concurrent callers (e.g. xdist workers).
+
+:func:`restore_seed` applies the files it is given again, whatever the ledger says, all
+in **one** transaction: the seed files are written so that applying one again puts the
+rows it seeds back in their seeded state (upserts that restore every seeded column, and
+deletes of what runs derived from those rows, e.g. the renewal jobs of the seeded
+certificates). A test that consumes seeded rows restores them before it measures, so
+every run measures the same work.
 
 The connection gives up after :data:`CONNECT_TIMEOUT_S`; a DSN that is malformed or
 names a server that does not answer is a :class:`~pytest_certload.errors.SeedError`
@@ -14,7 +21,8 @@ naming ``--certctl-dsn``. No message shows the DSN's password (libpq's own texts
 quote parts of the DSN: they are scrubbed).
 
 Files are split into statements here, not by the server, so that the error can name
-the statement and so rows inserted can be counted per file. The splitter understands
+the statement and so the rows inserted (or, by an upsert, restored) can be counted per
+file. The splitter understands
 ``--`` and nested ``/* */`` comments, quoted strings (``'...'``, ``E'...'``), quoted
 identifiers and dollar quoting (``$$ ... $$``, ``$tag$ ... $tag$``). Top-level
 ``BEGIN``/``COMMIT``/``ROLLBACK`` are refused: the transaction is ours.
@@ -27,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +53,7 @@ __all__ = [
     "SeedReport",
     "Statement",
     "apply_seed",
+    "restore_seed",
     "split_statements",
 ]
 
@@ -58,7 +67,7 @@ _TXN_CONTROL = re.compile(
     r"^(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION|END|SAVEPOINT|RELEASE)\b", re.I
 )
 
-Status = Literal["applied", "reapplied", "skipped"]
+Status = Literal["applied", "reapplied", "skipped", "restored"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ class SeedFileResult:
     filename: str
     sha256: str
     status: Status
-    #: rows inserted by this application (0 when skipped)
+    #: rows inserted or restored by this application (0 when skipped)
     rows: int
     statements: int
     seconds: float
@@ -87,7 +96,7 @@ class SeedReport:
 
     @property
     def rows(self) -> int:
-        """Rows inserted by this call, over all files."""
+        """Rows inserted or restored by this call, over all files."""
         return sum(f.rows for f in self.files)
 
     @property
@@ -262,6 +271,7 @@ def _apply_file(
             for current in statements:
                 cur = conn.execute(current.text.encode())
                 status = (cur.statusmessage or "").upper()
+                # an upsert's count is the rows it inserted or updated
                 if status.startswith("INSERT") and cur.rowcount > 0:
                     rows += cur.rowcount
             current = None
@@ -380,6 +390,61 @@ def apply_seed(
                         time.perf_counter() - started,
                     )
                 )
+        finally:
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return SeedReport(directory=directory, files=tuple(results))
+
+
+def restore_seed(
+    dsn: str,
+    directory: Path | str,
+    files: Sequence[str],
+    *,
+    connect_timeout_s: int = CONNECT_TIMEOUT_S,
+) -> SeedReport:
+    """Apply the seed files ``files`` of ``directory`` again, whatever the ledger says,
+    all in one transaction, putting the rows they seed back in their seeded state.
+
+    Nothing is kept when one statement fails (the error names the file, line and
+    statement). Each file's result has status ``restored`` and counts the rows written.
+    """
+    directory = Path(directory)
+    prepared = {item.path.name: item for item in _prepare(directory)}
+    unknown = [name for name in files if name not in prepared]
+    if unknown or not files:
+        raise SeedError(
+            f"cannot restore {', '.join(map(repr, unknown)) or 'no file'}: not a seed file "
+            f"of {directory}; name one or more of {', '.join(prepared) or '(none there)'}."
+        )
+    results: list[SeedFileResult] = []
+    conn = _connect(dsn, directory, connect_timeout_s)
+    with conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            _ensure_ledger(conn)
+            with conn.transaction():
+                for name in dict.fromkeys(files):
+                    item = prepared[name]
+                    started = time.perf_counter()
+                    try:
+                        rows = _apply_file(conn, item.path, item.statements, item.digest)
+                    except SeedError as exc:
+                        exc.add_note(
+                            f"restoring {', '.join(files)} ran in one transaction: nothing "
+                            "was restored."
+                        )
+                        raise
+                    results.append(
+                        SeedFileResult(
+                            name,
+                            item.digest,
+                            "restored",
+                            rows,
+                            len(item.statements),
+                            time.perf_counter() - started,
+                        )
+                    )
         finally:
             if not conn.closed:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

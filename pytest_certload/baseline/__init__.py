@@ -15,7 +15,16 @@ Imports no pytest.
 
 from .build import baseline_from_results, baseline_from_runs, baseline_from_session, git_commit
 from .cli import main
-from .compare import CapacityFinding, Comparison, Finding, Rule, compare, compare_capacity
+from .compare import (
+    CapacityFinding,
+    Comparison,
+    Finding,
+    Rule,
+    compare,
+    compare_capacity,
+    database_flags,
+    profile_mismatch,
+)
 from .intervals import min_samples, quantile_interval
 from .model import (
     BASELINE_FORMAT,
@@ -56,12 +65,14 @@ __all__ = [
     "compare",
     "compare_capacity",
     "comparison_lines",
+    "database_flags",
     "finding_text",
     "git_commit",
     "load",
     "main",
     "markdown_table",
     "min_samples",
+    "profile_mismatch",
     "quantile_interval",
     "resolve_path",
     "rule_text",

@@ -13,6 +13,7 @@ from ..engine.capacity import CapacityResult
 from ..errors import BaselineError, RecordError
 from ..metrics import CounterSink, MetricStore, RateSink, TrendSink
 from ..record import SessionRecord, generator_version, machine, now_iso
+from ..stack.database import DatabaseSettings, RowCounts
 from .model import Baseline, CapacityBaseline, ScenarioBaseline
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
 ]
 
 
-def _scenario_baseline(store: MetricStore, name: str, tests: list[str]) -> ScenarioBaseline:
+def _scenario_baseline(
+    store: MetricStore, name: str, tests: list[str], rows: RowCounts | None
+) -> ScenarioBaseline:
     where = {"scenario": name}
     trends: dict[str, TrendSink] = {}
     for metric in store.names():
@@ -45,6 +48,7 @@ def _scenario_baseline(store: MetricStore, name: str, tests: list[str]) -> Scena
         failed=failed.trues if isinstance(failed, RateSink) else 0,
         iterations=int(iterations.count) if isinstance(iterations, CounterSink) else 0,
         tests=tests,
+        rows=rows,
     )
 
 
@@ -54,13 +58,15 @@ def baseline_from_runs(
     name: str,
     metadata: Mapping[str, Any],
     capacity: Sequence[tuple[str, CapacityResult]] = (),
+    rows: Mapping[str, RowCounts] | None = None,
 ) -> Baseline:
     """A baseline from ``(nodeid, result)`` pairs; runs of one scenario name are merged.
 
     ``metadata`` may give ``captured_at``, ``commit``, ``machine``, ``target``, ``profile``,
-    ``http_backend`` and ``generator_version``; missing ones are filled from here.
-    ``capacity`` holds ``(nodeid, search)`` pairs: one answer is kept per test and
-    scenario, the last recorded.
+    ``http_backend``, ``generator_version`` and ``database`` (a :class:`DatabaseSettings`);
+    missing ones are filled from here. ``capacity`` holds ``(nodeid, search)`` pairs: one
+    answer is kept per test and scenario, the last recorded. ``rows``: each scenario's
+    row counts before its first run.
     """
     if not runs:
         raise BaselineError(
@@ -84,9 +90,17 @@ def baseline_from_runs(
         profile=metadata.get("profile"),
         http_backend=metadata.get("http_backend"),
         generator_version=str(metadata.get("generator_version") or generator_version()),
-        scenarios={sc: _scenario_baseline(store, sc, ids) for sc, ids in tests.items()},
+        scenarios={
+            sc: _scenario_baseline(store, sc, ids, (rows or {}).get(sc))
+            for sc, ids in tests.items()
+        },
         capacity=_capacity(capacity),
+        database=_database(metadata.get("database")),
     )
+
+
+def _database(value: object) -> DatabaseSettings | None:
+    return value if isinstance(value, DatabaseSettings) else None
 
 
 def _capacity(found: Sequence[tuple[str, CapacityResult]]) -> list[CapacityBaseline]:
@@ -100,6 +114,11 @@ def _capacity(found: Sequence[tuple[str, CapacityResult]]) -> list[CapacityBasel
 
 def baseline_from_session(session: SessionRecord, *, name: str = "current") -> Baseline:
     """A baseline of ``session``: every run it recorded, and where and what it measured."""
+    rows: dict[str, RowCounts] = {}
+    for record in session.records:
+        if record.database is not None:
+            for scenario in record.result.scenarios:
+                rows.setdefault(scenario, record.database)
     return baseline_from_runs(
         [(r.nodeid, r.result) for r in session.records],
         name=name,
@@ -110,8 +129,10 @@ def baseline_from_session(session: SessionRecord, *, name: str = "current") -> B
             "profile": session.profile,
             "http_backend": session.http_backend,
             "generator_version": session.generator_version,
+            "database": session.database,
         },
         capacity=[(r.nodeid, found) for r in session.records for found in r.capacity],
+        rows=rows,
     )
 
 

@@ -19,6 +19,14 @@ passes every rate below it). An **improvement** is the mirror image. A generator
 answer on either side is **not comparable** (the generator's limit, not the server's);
 a lower answer from a search that found no failing rate (the ceiling or the time limit
 ended it) is **not judged**: it is only a lower bound.
+
+What was measured must match before the figures are judged. Runs of **another profile**
+(smoke against canonical) are refused: :func:`compare` raises
+:class:`~pytest_certload.errors.BaselineError` saying so (:func:`profile_mismatch`).
+Other differences are **flagged** and judged anyway (:attr:`Comparison.flags`): a table a
+scenario declared with a row count that differs by more than :data:`ROWS_TOLERANCE`
+(and more than :data:`ROWS_SLACK` rows) from the baseline's, and database settings that
+differ (``fsync off -> on``).
 """
 
 from __future__ import annotations
@@ -29,11 +37,29 @@ from typing import Any
 from ..engine.capacity import format_rate
 from ..errors import BaselineError
 from ..metrics import TrendSink
+from ..report.meta import profile_text
 from ..units import format_ms
 from .intervals import min_samples, quantile_interval
-from .model import Baseline, CapacityBaseline
+from .model import Baseline, CapacityBaseline, ScenarioBaseline
 
-__all__ = ["CapacityFinding", "Comparison", "Finding", "Rule", "compare", "compare_capacity"]
+__all__ = [
+    "ROWS_SLACK",
+    "ROWS_TOLERANCE",
+    "CapacityFinding",
+    "Comparison",
+    "Finding",
+    "Rule",
+    "compare",
+    "compare_capacity",
+    "database_flags",
+    "profile_mismatch",
+]
+
+#: a table's row count differs from the baseline's when it differs by more than this
+#: fraction of the larger count ...
+ROWS_TOLERANCE = 0.01
+#: ... and by more than this many rows
+ROWS_SLACK = 10
 
 
 @dataclass(frozen=True)
@@ -93,6 +119,9 @@ class Comparison:
     findings: list[Finding]
     missing: list[str]
     capacity: list[CapacityFinding] = field(default_factory=list)
+    #: what makes the two runs measure different things besides the code (database size
+    #: and settings): reported, never a regression
+    flags: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[Finding]:
@@ -222,8 +251,77 @@ def _capacity_findings(
     return out
 
 
+def profile_mismatch(baseline: Baseline, profile: str | None) -> str:
+    """Why a run of ``profile`` is not compared with ``baseline``; ``""`` when it is (the
+    same profile, or either unknown)."""
+    if not baseline.profile or not profile or baseline.profile == profile:
+        return ""
+    return (
+        f"baseline {baseline.name!r} was captured with the {profile_text(baseline.profile)} "
+        f"profile and this run used {profile_text(profile)}: their scenarios ran for "
+        "different durations, so the figures are not compared. Compare with a baseline "
+        f"captured with --certload-profile {profile} (save one with 'python -m "
+        "pytest_certload.baseline save NAME' after such a session), or run with "
+        f"--certload-profile {baseline.profile}."
+    )
+
+
+def _row_flags(name: str, base: ScenarioBaseline, cur: ScenarioBaseline) -> list[str]:
+    if base.rows is None or cur.rows is None:
+        return []
+    changed = []
+    unread = []
+    for table in base.rows.tables:
+        if table not in cur.rows.tables:
+            continue
+        before, now = base.rows.rows.get(table), cur.rows.rows.get(table)
+        if before is None or now is None:
+            unread.append(table)
+            continue
+        if abs(now - before) > max(ROWS_TOLERANCE * max(before, now), ROWS_SLACK):
+            rel = f"{(now - before) / before:+.0%}" if before else "new rows"
+            changed.append(f"{table} {before:,} -> {now:,} rows ({rel})")
+    out = []
+    if changed:
+        out.append(
+            f"{name} ran on a database of another size than the baseline's: "
+            f"{'; '.join(changed)}; a latency that grows with a table's size is not comparable"
+        )
+    if unread:
+        note = cur.rows.note or base.rows.note
+        out.append(
+            f"{name}: the size of {', '.join(unread)} was not compared (not counted on one "
+            f"side{': ' + note if note else ''})"
+        )
+    return out
+
+
+def database_flags(baseline: Baseline, current: Baseline) -> list[str]:
+    """Every way the two runs' databases differ (size per scenario, settings)."""
+    flags = []
+    if baseline.database is not None and current.database is not None:
+        settings = baseline.database.differences(current.database)
+        if settings:
+            flags.append(
+                f"the database's settings differ from the baseline's: {', '.join(settings)}; "
+                "what a write costs differs with them"
+            )
+    for name, base_sc in baseline.scenarios.items():
+        cur_sc = current.scenarios.get(name)
+        if cur_sc is not None:
+            flags += _row_flags(name, base_sc, cur_sc)
+    return flags
+
+
 def compare(baseline: Baseline, current: Baseline, rule: Rule | None = None) -> Comparison:
-    """Judge every gated metric of every scenario the two runs share."""
+    """Judge every gated metric of every scenario the two runs share.
+
+    Raises :class:`~pytest_certload.errors.BaselineError` when the two ran with different
+    profiles; flags differences of the database (:func:`database_flags`).
+    """
+    refused = profile_mismatch(baseline, current.profile)
+    if refused:
+        raise BaselineError(refused)
     rule = rule or Rule()
     findings: list[Finding] = []
     missing: list[str] = []
@@ -243,4 +341,5 @@ def compare(baseline: Baseline, current: Baseline, rule: Rule | None = None) -> 
         if name not in baseline.scenarios:
             missing.append(f"scenario {name!r} has no baseline in {baseline.name!r}")
     capacity = _capacity_findings(baseline, current, missing)
-    return Comparison(baseline, current, rule, findings, missing, capacity)
+    flags = database_flags(baseline, current)
+    return Comparison(baseline, current, rule, findings, missing, capacity, flags)

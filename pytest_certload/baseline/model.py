@@ -2,10 +2,13 @@
 
 A baseline is one JSON file (``baselines/NAME.json``, :data:`BASELINE_FORMAT`) holding,
 per scenario, the merged HDR histogram of every time trend the scenario recorded, its
-request, failure and iteration counts, and where it came from: capture time, git
-commit, machine, target, profile. A session run with ``--certload-capacity`` also leaves,
-per test and scenario, the capacity search's answer (:class:`CapacityBaseline`), under the
-optional key ``capacity``: baselines saved before it existed load with none.
+request, failure and iteration counts, and where it came from: capture time,
+pytest-certload's git commit, machine, target (with certctl's version and commit, as its
+version endpoint answered), profile. A session run with ``--certload-capacity`` also
+leaves, per test and scenario, the capacity search's answer (:class:`CapacityBaseline`),
+under the optional key ``capacity``; the database's settings are under the optional key
+``database`` and each scenario's row counts before its run under its optional ``rows``:
+baselines saved before they existed load with none.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from ..engine.capacity import CapacityResult
 from ..errors import BaselineError
 from ..metrics import BUILTIN_METRICS, TrendSink
+from ..stack.database import DatabaseSettings, RowCounts
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -51,6 +55,8 @@ class ScenarioBaseline:
     failed: int = 0
     iterations: int = 0
     tests: list[str] = field(default_factory=list)
+    #: the rows of the tables its test declared, before its (first) run
+    rows: RowCounts | None = None
 
     @property
     def error_rate(self) -> float | None:
@@ -63,7 +69,7 @@ class ScenarioBaseline:
         return [self.latency_metric, *custom] if self.latency_metric in self.trends else custom
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "latency_metric": self.latency_metric,
             "requests": self.requests,
             "failed": self.failed,
@@ -71,6 +77,9 @@ class ScenarioBaseline:
             "tests": self.tests,
             "trends": {name: sink.to_dict() for name, sink in self.trends.items()},
         }
+        if self.rows is not None:  # optional: a test that declared no table has none
+            data["rows"] = self.rows.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> ScenarioBaseline:
@@ -82,6 +91,7 @@ class ScenarioBaseline:
             failed=int(data["failed"]),
             iterations=int(data["iterations"]),
             tests=[str(t) for t in data.get("tests", [])],
+            rows=RowCounts.from_dict(data["rows"]) if data.get("rows") is not None else None,
         )
 
 
@@ -193,6 +203,8 @@ class Baseline:
     scenarios: dict[str, ScenarioBaseline]
     #: with --certload-capacity: each test's capacity search, one per test and scenario
     capacity: list[CapacityBaseline] = field(default_factory=list)
+    #: certctl's database settings (None: not recorded)
+    database: DatabaseSettings | None = None
 
     @property
     def target_kind(self) -> str:
@@ -214,6 +226,8 @@ class Baseline:
         }
         if self.capacity:  # optional: a session without capacity searches writes none
             data["capacity"] = [c.to_dict() for c in self.capacity]
+        if self.database is not None:  # optional: a session without a stack has none
+            data["database"] = self.database.to_dict()
         return data
 
     @classmethod
@@ -241,6 +255,12 @@ class Baseline:
                 },
                 # absent in baselines saved without (or before) capacity searches
                 capacity=[CapacityBaseline.from_dict(c) for c in data.get("capacity", ())],
+                # absent in baselines saved before it was recorded
+                database=(
+                    DatabaseSettings.from_dict(data["database"])
+                    if data.get("database") is not None
+                    else None
+                ),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BaselineError(

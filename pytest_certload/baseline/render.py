@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ..engine.capacity import format_rate
-from ..report.meta import target_text
+from ..report.meta import indicative, profile_text, target_text
 from ..units import format_ms
 from .compare import CapacityFinding, Comparison, Finding, Rule
 from .model import Baseline, CapacityBaseline
@@ -91,7 +91,12 @@ def comparison_lines(c: Comparison, *, verbose: bool = True) -> list[ReportLine]
     out = [
         ReportLine(
             f"baseline {base.name!r}: captured {base.captured_at} at {_short(base.commit)} "
-            f"on {_machine_text(base.machine)}, target {_target_text(base.target)}"
+            f"on {_machine_text(base.machine)}, target {_target_text(base.target)}, "
+            f"profile {profile_text(base.profile)}"
+        ),
+        ReportLine(
+            f"this run: target {_target_text(c.current.target)}, "
+            f"profile {profile_text(c.current.profile)}"
         ),
         ReportLine(f"rule: {rule_text(c.rule)}"),
     ]
@@ -103,6 +108,7 @@ def comparison_lines(c: Comparison, *, verbose: bool = True) -> list[ReportLine]
                 f"{_target_text(c.current.target)}: the comparison mixes targets"
             )
         )
+    out += [ReportLine(f"! {flag}") for flag in c.flags]
     shown = [f for f in c.findings if verbose or f.verdict != "same"]
     for f in shown:
         bad = f.verdict == "regression"
@@ -147,10 +153,15 @@ def _target_text(target: Mapping[str, Any]) -> str:
 
 
 def _captured(b: Baseline) -> str:
+    """Date, pytest-certload's commit, machine; the target (certctl's version and commit,
+    or the reference double), ``smoke profile (indicative)`` and ``fsync off`` when so."""
     date = b.captured_at[:10] or "unknown date"
     text = f"{date}, `{_short(b.commit)}`, {_machine_text(b.machine)}"
-    if b.target_kind != "certctl":
-        text += f"; against {_target_text(b.target)}"
+    text += f"; against {_target_text(b.target)}"
+    if indicative(b.profile):
+        text += f"; {b.profile} profile (indicative)"
+    if b.database is not None and b.database.not_durable:
+        text += f"; {', '.join(b.database.not_durable)} off"
     return text
 
 

@@ -4,7 +4,8 @@ and the measured capacity table of ``docs/operator/scale.md``.
 :func:`render_table` renders, per capacity search a session ran (``--certload-capacity``),
 one markdown row: scenario, contract rate, capacity, first failing rate (or where the
 generator gave out, or the ceiling), why, and every step; then a caption line naming the
-machine, the session's start and end, the target, the profile and the pytest-certload
+machine, the session's start and end, the target, the profile (``smoke (indicative)``),
+PostgreSQL's settings when commits did not wait for the disk, and the pytest-certload
 version. :func:`replace_table` puts it between :data:`START_MARKER` and
 :data:`END_MARKER`. The command line is :mod:`.capacity_table`.
 
@@ -20,7 +21,7 @@ from typing import Any
 from ..engine.capacity import CapacityResult, format_rate
 from ..errors import ConfigError, RecordError
 from ..record import SessionRecord
-from .meta import capacity_steps_text
+from .meta import capacity_steps_text, indicative
 
 __all__ = [
     "END_MARKER",
@@ -112,10 +113,15 @@ def caption(session: SessionRecord) -> str:
     if session.finished_at:
         when += f" to {session.finished_at}"
     target = session.target_record.get("label") or "not recorded"
+    profile = session.profile or "not recorded"
+    if indicative(session.profile):
+        profile += " (indicative)"
+    database = ""
+    if session.database is not None and session.database.not_durable:
+        database = f"PostgreSQL with {', '.join(session.database.not_durable)} off; "
     text = (
         f"Measured on {_machine_text(session.machine)}; {when}; target: {target}; "
-        f"profile {session.profile or 'not recorded'}; pytest-certload "
-        f"{session.generator_version}."
+        f"profile {profile}; {database}pytest-certload {session.generator_version}."
     )
     if session.target_details.get("kind") == "double":
         text += " These are the certctl reference double's figures, not certctl's."

@@ -42,7 +42,9 @@ from .meta import (
     breached_windows_text,
     counted_windows,
     hiccup_text,
+    indicative,
     own_target,
+    profile_text,
     target_text,
     warmup_text,
     window_text,
@@ -609,9 +611,20 @@ def _target_block(session: SessionRecord) -> list[str]:
     return out
 
 
+def _comparability_block(session: SessionRecord) -> list[str]:
+    """The profile (a smoke run is marked indicative) and the database's settings."""
+    shown = _e(profile_text(session.profile))
+    mark = ' class="warn indicative"' if indicative(session.profile) else ""
+    out = [f"<dt>profile</dt><dd{mark}>{shown}</dd>"]
+    if session.database is not None:
+        out.append(f"<dt>database</dt><dd>{_e(session.database.text())}</dd>")
+    return out
+
+
 def _stats_table(result: RunResult) -> str:
     head = (
-        "<tr><th class=l>scenario</th><th>requests</th><th>rate/s</th><th>target/s</th>"
+        "<tr><th class=l>scenario</th><th>requests</th><th>req/s</th><th>iterations</th>"
+        '<th>iter/s</th><th title="the arrival rate asked for (iterations/s)">target iter/s</th>'
         "<th>p50 ms</th><th>p90 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th>"
         "<th>errors</th><th>dropped</th><th>lag p99 ms</th><th class=l>latency metric</th></tr>"
     )
@@ -622,7 +635,8 @@ def _stats_table(result: RunResult) -> str:
         body.append(
             "<tr>"
             f"<td class=l><code>{_e(name)}</code></td><td>{s['requests']:,}</td>"
-            f"<td>{_num(s['rps'], '.1f')}</td><td>{_num(s['target_rate'], '.1f')}</td>"
+            f"<td>{_num(s['rps'], '.1f')}</td><td>{s['iterations']:,}</td>"
+            f"<td>{_num(s['iter_rate'], '.1f')}</td><td>{_num(s['target_rate'], '.1f')}</td>"
             f"<td>{_num(s.get('p50_ms'))}</td><td>{_num(s.get('p90_ms'))}</td>"
             f"<td>{_num(s.get('p95_ms'))}</td><td>{_num(s.get('p99_ms'))}</td>"
             f"<td>{_num(s.get('max_ms'), '.1f')}</td>"
@@ -729,6 +743,11 @@ def _record_section(
             else ""
         )
         + "</p>",
+        *(
+            [f'<p class="rows">rows before the run: {_e(record.database.text())}</p>']
+            if record.database is not None
+            else []
+        ),
         _stats_table(result),
     ]
     warmups = [
@@ -786,7 +805,7 @@ def render(session: SessionRecord, *, generated_at: str | None = None) -> str:
     meta += [
         f"<dt>machine</dt><dd>{_e(host['hostname'])}: {_e(host['cpus'])} CPUs, "
         f"{_e(host['platform'])}, Python {_e(host['python'])}</dd>",
-        f"<dt>profile</dt><dd>{_e(session.profile or '?')}</dd>",
+        *_comparability_block(session),
         f"<dt>HTTP backend</dt><dd>{_e(session.http_backend or '?')}</dd>",
         f"<dt>generator</dt><dd>pytest-certload {_e(session.generator_version)}</dd>",
         f"<dt>generated</dt><dd>{_e(when)}</dd>",
@@ -801,6 +820,8 @@ def render(session: SessionRecord, *, generated_at: str | None = None) -> str:
             "stand-in written for pytest-certload, not certctl. Use <code>--certctl-bin</code>"
             " or <code>--certctl-url</code> for certctl's figures.</p>"
         )
+    if session.database is not None and (warning := session.database.warning()):
+        body.append(f'<p class="warn database">{_e(warning)}</p>')
     if not charts:
         body.append(f'<p class="warn">{_e(INSTALL_HINT)}</p>')
     body.append("</header>")

@@ -12,16 +12,23 @@ says when the generator's event loop was late beyond the health limit. A run tha
 wrong has its diagnoses (:mod:`.diagnoses`): ``certload.diagnosis.<id>.<scenario>`` and
 the failed requests' per-status breakdown ``certload.<scenario>.statuses``. An ordinary
 run has none of these.
+
+What makes the run comparable (:func:`context_properties`): ``certload.profile`` (a smoke
+run says ``smoke (indicative: ...)``), ``certload.target`` (with certctl's version and
+commit), ``certload.database`` (PostgreSQL's settings) and ``certload.database_warning``
+when commits did not wait for the disk, and ``certload.rows_before`` (the rows of the
+tables the test declared, before the run).
 """
 
 from __future__ import annotations
 
 from ..engine import RunResult
+from ..record import RunRecord, SessionRecord
 from .diagnoses import diagnose
-from .meta import hiccup_text, warmup_text, window_text, windows_tally
+from .meta import hiccup_text, profile_text, warmup_text, window_text, windows_tally
 from .stats import hiccup_stats, scenario_stats, warmup_stats
 
-__all__ = ["STAT_KEYS", "diagnosis_properties", "run_properties"]
+__all__ = ["STAT_KEYS", "context_properties", "diagnosis_properties", "run_properties"]
 
 #: the per-scenario figures published, as ``certload.<scenario>.<key>``
 STAT_KEYS = (
@@ -78,6 +85,20 @@ def diagnosis_properties(result: RunResult) -> list[tuple[str, str]]:
         if d.kind == "failed-requests":
             props.append((f"certload.{d.scenario}.statuses", d.breakdown()))
         props.append((f"certload.diagnosis.{d.id}.{d.scenario}", "\n".join(d.lines())))
+    return props
+
+
+def context_properties(session: SessionRecord, record: RunRecord) -> list[tuple[str, str]]:
+    """The profile, the target, the database's settings and the rows before the run."""
+    props = [("certload.profile", profile_text(session.profile))]
+    if session.target:
+        props.append(("certload.target", session.target))
+    if session.database is not None:
+        props.append(("certload.database", session.database.text()))
+        if warning := session.database.warning():
+            props.append(("certload.database_warning", warning))
+    if record.database is not None:
+        props.append(("certload.rows_before", record.database.text()))
     return props
 
 

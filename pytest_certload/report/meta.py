@@ -1,8 +1,9 @@
-"""What every report says in words besides its figures: the target (the session's, and a
-test's own from ``@pytest.mark.certload(target=...)``), a scenario's warm-up
-left out of the verdict, the windows a windowed threshold breached, and the generator's
-stalls. The terminal, junit, the JSON summary and the HTML report all use these, so they
-say the same thing the same way."""
+"""What every report says in words besides its figures: the target (the session's, and a test's own
+from ``@pytest.mark.certload(target=...)``), the profile (a smoke
+run is *indicative*), the database's settings and size, a scenario's warm-up left out of
+the verdict, the windows a windowed threshold breached, and the generator's stalls. The
+terminal, junit, the JSON summary, the HTML report and the baseline table all use these,
+so they say the same thing the same way."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ from ..units import format_ms, format_offset
 from .stats import window_origin_ns, window_value
 
 __all__ = [
+    "INDICATIVE_PROFILES",
     "MAX_WINDOWS_LISTED",
     "TLS_OFF",
     "breached_windows_text",
     "capacity_steps_text",
     "counted_windows",
     "hiccup_text",
+    "indicative",
     "own_target",
+    "profile_text",
     "target_text",
     "warmup_text",
     "window_text",
@@ -35,9 +39,28 @@ TLS_OFF = "TLS verification was off (--certload-ca insecure): no server certific
 #: breached windows named one by one before "and N more"
 MAX_WINDOWS_LISTED = 5
 
+#: profiles whose figures are indicative only, and why (``--certload-profile``)
+INDICATIVE_PROFILES = {
+    "smoke": "every scenario shortened to its smoke duration, so its figures are not "
+    "comparable with the contract's canonical runs",
+}
+
+
+def indicative(profile: str | None) -> bool:
+    """Whether a session of ``profile`` measured indicative figures only."""
+    return profile in INDICATIVE_PROFILES
+
+
+def profile_text(profile: str | None) -> str:
+    """``smoke (indicative: every scenario shortened ...)``, ``canonical``, or ``unknown``."""
+    if profile in INDICATIVE_PROFILES:
+        return f"{profile} (indicative: {INDICATIVE_PROFILES[profile]})"
+    return profile or "unknown"
+
 
 def target_text(target: Mapping[str, Any], *, unrecorded: str) -> str:
-    """``the certctl reference double 0.1.0``, ``certctl v2.1`` or the recorded label.
+    """``the certctl reference double 0.1.0``, ``certctl 2.0.9 (commit 1a2b3c4d5e6f)`` (the
+    commit its version endpoint reported) or the recorded label.
 
     ``target`` is a target record (``{"label": ..., "kind": ..., "version": ...}``);
     the reference double is never called certctl. ``unrecorded`` is said when nothing
@@ -49,7 +72,9 @@ def target_text(target: Mapping[str, Any], *, unrecorded: str) -> str:
     if kind == "double":
         return f"the certctl reference double {str(shown or '').removeprefix('double-')}".rstrip()
     if kind == "certctl":
-        return f"certctl {shown or '(version unknown)'}"
+        commit = version.get("commit") if isinstance(version, Mapping) else None
+        built = f" (commit {str(commit)[:12]})" if commit else ""
+        return f"certctl {shown or '(version unknown)'}{built}"
     return str(target.get("label") or unrecorded)
 
 

@@ -23,6 +23,7 @@ from ..thresholds import Threshold, WindowResult
 from ..units import format_ms
 
 __all__ = [
+    "active_span",
     "breached_window_spans",
     "hiccup_stats",
     "scenario_stats",
@@ -34,12 +35,14 @@ __all__ = [
 
 
 def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
-    """Requests, achieved rate, latency percentiles (ms), error rate and schedule lag.
+    """Requests, iterations, their rates, latency percentiles (ms), error rate and
+    schedule lag.
 
     Latency is ``http_req_duration`` (from the intended start in the open model); when a
-    scenario made no HTTP request, ``iteration_duration`` stands in for it. The figures
-    are those the thresholds judged: a warm-up is left out of them, and out of the time
-    the request rate divides by.
+    scenario made no HTTP request, ``iteration_duration`` stands in for it. ``rps``
+    (requests) and ``iter_rate`` (iterations) are per second of the scenario's own
+    active time (:func:`active_span`). The figures are those the thresholds judged: a
+    warm-up is left out of them, and out of the time the rates divide by.
     """
     store = result.store
     where = {"scenario": scenario}
@@ -53,7 +56,8 @@ def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
     failed = store.select("http_req_failed", where)
     iterations = store.select("iterations", where)
     lag = store.select("schedule_lag", where)
-    elapsed = _judged_ns(result, scenario) or 1
+    start, end = active_span(result, scenario)
+    elapsed = (end - start) or 1
     out: dict[str, Any] = {
         "scenario": scenario,
         "executor": sc.executor.get("executor"),
@@ -68,6 +72,7 @@ def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
         "trustworthy": sc.health.trustworthy and not sc.health.unreachable,
     }
     out["rps"] = out["requests"] * 1e9 / elapsed if out["requests"] else 0.0
+    out["iter_rate"] = out["iterations"] * 1e9 / elapsed if out["iterations"] else 0.0
     if isinstance(latency, TrendSink) and latency.count:
         q = latency.quantiles((50, 90, 95, 99))
         out.update(
@@ -83,14 +88,17 @@ def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
     return out
 
 
-def _judged_ns(result: RunResult, scenario: str) -> int:
-    """How long ``scenario`` ran after its warm-up (all of it without one)."""
+def active_span(result: RunResult, scenario: str) -> tuple[int, int]:
+    """``(start_ns, end_ns)`` from the run start of ``scenario``'s own active time: from
+    its start (its ``startTime`` offset, an idle stagger, left out), after its warm-up,
+    to its end. Every rate a report shows divides by this."""
     sc = result.scenarios[scenario]
+    end = sc.start_offset_ns + sc.elapsed_ns
     excluded = result.warmup_excluded_ns(scenario)
     if not excluded:
-        return sc.elapsed_ns
+        return sc.start_offset_ns, end
     start = round(sc.start_offset_ns / result.interval_ns) * result.interval_ns
-    return max(sc.start_offset_ns + sc.elapsed_ns - (start + excluded), 0)
+    return min(start + excluded, end), end
 
 
 def warmup_stats(result: RunResult, scenario: str) -> dict[str, Any] | None:

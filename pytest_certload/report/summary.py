@@ -19,6 +19,24 @@ run went wrong has ``diagnoses`` (:mod:`.diagnoses`: the failed requests' per-st
 breakdown and causes, certctl's API rate limiter's share, known certctl defects), and a
 test reported xfail for a known defect has the outcome ``xfailed``.
 
+Comparability: ``indicative`` (true for a smoke run, whose scenarios were shortened) and
+``profile_text`` say how far the figures go; ``database`` holds PostgreSQL's settings
+(``warning`` when commits did not wait for the disk: the local provider runs it with
+``fsync`` off); ``target.version`` certctl's version and commit; each test's
+``database`` the rows of the tables it declared, before its run.
+
+Rates: a counter's ``rate`` (``http_reqs``, ``iterations``, custom counters) is its count
+per second of **active time**: for a sub-metric of one scenario, that scenario's own
+active time (:func:`.stats.active_span`: from its start, after its warm-up, to its end,
+so a ``startTime`` stagger never counts); for a metric over several scenarios, per run
+the union of the active spans of the scenarios that recorded it, summed over the runs.
+Idle time between tests and before a staggered scenario starts is never in it.
+
+Every metric entry has its declared ``type``: a metric declared but never recorded (a
+counter that stayed at zero, a sub-metric no sample matched) is reported with zero
+values of its type; a threshold on a metric no run declared is left out of ``metrics``
+(its verdict is in ``tests[].thresholds``).
+
 The document is described by ``summary.schema.json`` beside this module
 (``schema_version`` 1; every field added since, ``errors`` and the ones above among
 them, is optional and additive, so no version change).
@@ -31,13 +49,21 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import RunResult
-from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summary
+from ..metrics import (
+    CounterSink,
+    MetricStore,
+    MetricType,
+    RateSink,
+    Sink,
+    TrendSink,
+    summary,
+)
 from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
 from ..thresholds import ThresholdResult, WindowResult, format_selector
 from .diagnoses import diagnose
-from .meta import own_target
-from .stats import hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
+from .meta import indicative, own_target, profile_text
+from .stats import active_span, hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
 
 __all__ = [
     "SCHEMA_PATH",
@@ -62,13 +88,62 @@ _PER_SCENARIO = (
 )
 
 
-def _metric_entry(store: MetricStore, name: str, sink: Sink, duration_ns: int) -> dict[str, Any]:
+def _metric_entry(
+    store: MetricStore, name: str, sink: Sink | None, duration_ns: int
+) -> dict[str, Any] | None:
+    """k6's entry of one metric; ``sink`` None: declared but no sample matched, reported
+    with zero values of its type. None for a metric the store never declared."""
     mtype = store.type_of(name)
+    if mtype is None:
+        return None
+    if sink is None:
+        values: dict[str, Any] = _empty_values(mtype, time=store.is_time(name))
+    else:
+        values = dict(summary(sink, duration_ns=duration_ns))
+    if mtype is MetricType.COUNTER and not duration_ns:
+        values["rate"] = 0.0 if not values.get("count") else None
     return {
-        "type": mtype.value if mtype is not None else "unknown",
+        "type": mtype.value,
         "contains": "time" if store.is_time(name) else "default",
-        "values": summary(sink, duration_ns=duration_ns),
+        "values": values,
     }
+
+
+def _empty_values(mtype: MetricType, *, time: bool) -> dict[str, Any]:
+    """The values of a metric of ``mtype`` that recorded nothing."""
+    if mtype is MetricType.TREND:
+        return dict(summary(TrendSink(time=time)))
+    if mtype is MetricType.RATE:
+        return dict(summary(RateSink()))
+    if mtype is MetricType.COUNTER:
+        return {"count": 0, "rate": 0.0}
+    return {"value": None, "min": None, "max": None}
+
+
+def _active_ns(session: SessionRecord, name: str, tags: dict[str, str]) -> int:
+    """The active time a counter's rate divides by: per run, the union of the active
+    spans of the scenarios whose series of ``name`` match ``tags``; summed over runs."""
+    total = 0
+    for record in session.records:
+        result = record.result
+        spans = sorted(
+            active_span(result, scenario)
+            for scenario in result.scenarios
+            if tags.get("scenario", scenario) == scenario
+            and _recorded(result.store, name, {**tags, "scenario": scenario})
+        )
+        end = 0
+        for start, stop in spans:
+            start = max(start, end)
+            if stop > start:
+                total += stop - start
+                end = stop
+    return total
+
+
+def _recorded(store: MetricStore, name: str, tags: dict[str, str]) -> bool:
+    sink = store.select(name, tags)
+    return sink is not None and (not isinstance(sink, CounterSink) or sink.samples > 0)
 
 
 def connector_tier(store: MetricStore) -> dict[str, dict[str, Any]]:
@@ -199,6 +274,7 @@ def _test_entry(session: SessionRecord, record: RunRecord) -> dict[str, Any]:
     entry["server"] = record.server.summary() if record.server is not None else None
     if own := own_target(session.target, record.target):
         entry["target"] = own
+    entry["database"] = record.database.to_dict() if record.database is not None else None
     return entry
 
 
@@ -210,31 +286,37 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
         merged.merge(record.result.store)
         duration_ns += record.result.duration_ns
     metrics: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, tags: dict[str, str], *, judged: bool = False) -> None:
+        """The entry of ``name{tags}``; one that recorded nothing only when a threshold
+        judged it (then with zero values of its type)."""
+        key = format_selector(name, tags)
+        sink = merged.select(name, tags)
+        if key in metrics or (sink is None and not judged):
+            return
+        counter = merged.type_of(name) is MetricType.COUNTER
+        active = _active_ns(session, name, tags) if counter else 0
+        entry = _metric_entry(merged, name, sink, active)
+        if entry is not None:
+            metrics[key] = entry
+
     for name in merged.names():
-        sink = merged.select(name)
-        if sink is not None:
-            metrics[name] = _metric_entry(merged, name, sink, duration_ns)
-    wanted: list[tuple[str, dict[str, str]]] = []
+        add(name, {})
     for record in session.records:
         for scenario in record.result.scenarios:
-            wanted += [(m, {"scenario": scenario}) for m in _PER_SCENARIO]
-        for r in record.result.thresholds:
-            wanted.append((r.threshold.metric, dict(r.threshold.tags)))
+            for m in _PER_SCENARIO:
+                add(m, {"scenario": scenario})
     for kind in connector_tier(merged):
-        wanted += [(m, {"target_type": kind}) for m in _PER_SCENARIO]
-    for name, tags in wanted:
-        key = format_selector(name, tags)
-        if key in metrics or name not in merged.names():
-            continue
-        sink = merged.select(name, tags)
-        if sink is not None:
-            metrics[key] = _metric_entry(merged, name, sink, duration_ns)
+        for m in _PER_SCENARIO:
+            add(m, {"target_type": kind})
     for record in session.records:
         for r in record.result.thresholds:
-            key = r.threshold.selector
-            entry = metrics.setdefault(
-                key, {"type": "unknown", "contains": "default", "values": {}}
-            )
+            add(r.threshold.metric, dict(r.threshold.tags), judged=True)
+    for record in session.records:
+        for r in record.result.thresholds:
+            entry = metrics.get(r.threshold.selector)
+            if entry is None:  # a metric no run declared: its verdict is in tests[]
+                continue
             thresholds = entry.setdefault("thresholds", {})
             # k6's key is the expression; a windowed one names its window too
             # (``p(95)<500 per 10s window``), or it would merge with ``p(95)<500``
@@ -247,8 +329,11 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
         "machine": session.machine,
         "finished_at": now_iso(),
         "profile": session.profile,
+        "indicative": indicative(session.profile),
+        "profile_text": profile_text(session.profile),
         "http_backend": session.http_backend,
         "target": session.target_record,
+        "database": _database_entry(session),
         "state": {"testRunDurationMs": duration_ns / 1e6},
         "tests": [_test_entry(session, r) for r in session.records],
         "metrics": metrics,
@@ -257,6 +342,13 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
     if tier:
         doc["connector_tier"] = tier
     return doc
+
+
+def _database_entry(session: SessionRecord) -> dict[str, Any] | None:
+    """PostgreSQL's settings and, when commits did not wait for the disk, the warning."""
+    if session.database is None:
+        return None
+    return {**session.database.to_dict(), "warning": session.database.warning()}
 
 
 def write_summary(doc: dict[str, Any], session: SessionRecord) -> Path:

@@ -1,5 +1,13 @@
 """The end-of-run table: one row per scenario, then every threshold with ✓ or ✗.
 
+The header says what was measured and how comparable it is: the target (certctl's
+version and commit), the profile (a smoke run is *indicative*), the database's settings
+(and a warning when commits did not wait for the disk); each test then the rows of the
+tables it touches, before its run. ``req/s`` is requests per second and ``iter/s``
+iterations per second, both over the scenario's own active time: compare an arrival
+rate (iterations) with ``iter/s``, never with ``req/s`` (an iteration may make several
+requests).
+
 Under a scenario's row, its warm-up when one was left out of the verdict; under a
 windowed threshold that breached, the windows it breached in; after the thresholds, the
 generator's stalls when a hiccup exceeded the health limit; then the run's diagnoses
@@ -18,6 +26,7 @@ from .meta import (
     capacity_steps_text,
     hiccup_text,
     own_target,
+    profile_text,
     warmup_text,
 )
 from .stats import hiccup_stats, scenario_stats, warmup_stats
@@ -27,7 +36,8 @@ __all__ = ["render"]
 _COLUMNS = (
     ("scenario", "<", 28),
     ("requests", ">", 9),
-    ("rate/s", ">", 8),
+    ("req/s", ">", 8),
+    ("iter/s", ">", 8),
     ("p50 ms", ">", 8),
     ("p90 ms", ">", 8),
     ("p95 ms", ">", 8),
@@ -72,6 +82,17 @@ def server_text(server: ServerTelemetry) -> str:
     return ", ".join(parts) or "nothing could be sampled"
 
 
+def comparability_lines(session: SessionRecord) -> list[str]:
+    """The profile and the database's settings, with a ``!`` line when commits did not
+    wait for the disk."""
+    lines = [f"profile: {profile_text(session.profile)}"]
+    if session.database is not None:
+        lines.append(f"database: {session.database.text()}")
+        if warning := session.database.warning():
+            lines.append(f"! {warning}")
+    return lines
+
+
 def render(session: SessionRecord) -> list[str]:
     """Lines of the certload section of the terminal summary."""
     lines: list[str] = []
@@ -79,6 +100,7 @@ def render(session: SessionRecord) -> list[str]:
     lines.append(f"target: {target}")
     if session.target_details.get("tls_verify") is False:
         lines.append(f"! {TLS_OFF}")
+    lines += comparability_lines(session)
     lines.append(_row([name for name, _, _ in _COLUMNS]))
     for record in session.records:
         result = record.result
@@ -91,6 +113,8 @@ def render(session: SessionRecord) -> list[str]:
             lines.append(f"  target: {own}")
         if record.ran_with:
             lines.append(f"  shared run {record.group!r} with {', '.join(record.ran_with)}")
+        if record.database is not None:
+            lines.append(f"  rows before the run: {record.database.text()}")
         for name in result.scenarios:
             s = scenario_stats(result, name)
             err = s["error_rate"]
@@ -100,6 +124,7 @@ def render(session: SessionRecord) -> list[str]:
                         f"  {name}"[:28],
                         f"{s['requests']:,}",
                         _num(s["rps"]),
+                        _num(s["iter_rate"]),
                         _num(s.get("p50_ms"), ".2f"),
                         _num(s.get("p90_ms"), ".2f"),
                         _num(s.get("p95_ms"), ".2f"),

@@ -170,8 +170,9 @@ async def _version(info: StackInfo) -> dict[str, Any]:
 
 
 async def describe_target(info: StackInfo, *, double: bool) -> tuple[str, dict[str, Any]]:
-    """A report header for the target: never calls the double "certctl". The URL is shown
-    without any ``user:password@`` it holds."""
+    """A report header for the target: never calls the double "certctl"; certctl's version
+    and commit as its ``GET /api/v1/version`` reported them (``version unknown`` when it
+    did not answer). The URL is shown without any ``user:password@`` it holds."""
     url = redact_url(info.certctl_url)
     details: dict[str, Any] = {"url": url, "provider": info.provider}
     version = await _version(info) if info.certctl_url else {}
@@ -182,6 +183,8 @@ async def describe_target(info: StackInfo, *, double: bool) -> tuple[str, dict[s
     shown = str(version.get("version") or "version unknown")
     if is_double:
         shown = shown.removeprefix("double-")
+    elif version.get("commit"):
+        shown += f" (commit {str(version['commit'])[:12]})"
     return f"{name} {shown} at {url} ({info.provider} provider)", details
 
 

@@ -27,9 +27,11 @@ from pytest_certload.stack import StackInfo
 
 from . import k6
 
-#: name prefixes of the rows fixtures/sql seeds for the scale tier
+#: name prefixes of the rows fixtures/sql seeds for the scale tier, and their seed files
 BULK_PREFIX = "loadtest-bulk-"
 AGENT_PREFIX = "loadtest-agent-"
+BULK_SEED = "01_bulk_renewal_certs.sql"
+AGENT_SEED = "02_agent_fleet.sql"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,26 +85,41 @@ def acme_directory(certctl_setup: CertctlSetup, certload_acme_profile: str) -> A
     return certctl_setup.acme_directory(certload_acme_profile)
 
 
-@pytest.fixture(scope="session")
-def bulk_renewal_ids(certload_seed: SeedReport, certctl_setup: CertctlSetup) -> list[str]:
-    """Ids of the seeded ``loadtest-bulk-*`` certificates still ``Active`` (renewable)."""
+@pytest.fixture
+def bulk_renewal_ids(
+    certload_reseed: Callable[..., SeedReport], certctl_setup: CertctlSetup
+) -> list[str]:
+    """Ids of the seeded ``loadtest-bulk-*`` certificates, every one ``Active`` again.
+
+    The seed file is applied again first (one transaction): the certificates an earlier
+    run renewed are back to ``Active`` and their renewal jobs are gone, so every run
+    renews the same certificates."""
+    restored = certload_reseed(BULK_SEED)
     ids = certctl_setup.certificate_ids(BULK_PREFIX, status="Active")
-    if not ids:
+    if len(ids) != restored.rows:
         pytest.fail(
-            f"no Active {BULK_PREFIX}* certificate is left to renew ({certload_seed.summary()});"
-            " earlier runs against this database renewed them all: recreate the database "
-            "(certctl's audit table is append-only) or reset their status to 'Active'."
+            f"{BULK_SEED} restored {restored.rows:,} {BULK_PREFIX}* certificates to 'Active' "
+            f"but certctl lists {len(ids):,} of them as Active; something changed them in "
+            "between (certctl's renewal scheduler?), so this run would not measure the same "
+            "work as the last one. Run it again.",
+            pytrace=False,
         )
     return ids
 
 
-@pytest.fixture(scope="session")
-def agent_fleet(certload_seed: SeedReport, certctl_setup: CertctlSetup) -> list[tuple[str, bytes]]:
-    """(id, heartbeat body) of every seeded ``loadtest-agent-*`` agent."""
+@pytest.fixture
+def agent_fleet(
+    certload_reseed: Callable[..., SeedReport], certctl_setup: CertctlSetup
+) -> list[tuple[str, bytes]]:
+    """(id, heartbeat body) of every seeded ``loadtest-agent-*`` agent, each ``Online``
+    with a fresh heartbeat again (the seed file is applied again first)."""
+    restored = certload_reseed(AGENT_SEED)
     agents = certctl_setup.agents(AGENT_PREFIX)
-    if not agents:
+    if len(agents) != restored.rows:
         pytest.fail(
-            f"certctl lists no {AGENT_PREFIX}* agent after seeding: {certload_seed.summary()}"
+            f"{AGENT_SEED} restored {restored.rows:,} {AGENT_PREFIX}* agents but certctl lists "
+            f"{len(agents):,}: {restored.summary()}",
+            pytrace=False,
         )
     return [(str(a["id"]), heartbeat_body(a)) for a in agents]
 

@@ -33,7 +33,7 @@ async def acme_flow(surface: AcmeSurface, vu: VU) -> None:
     await vu.sleep(1)
 
 
-@pytest.mark.certload(smoke_duration=SMOKE)
+@pytest.mark.certload(smoke_duration=SMOKE, tables=["acme_nonces"])
 def test_acme_flow(
     certload_run: Callable[..., RunResult],
     acme_directory: AcmeDirectory,

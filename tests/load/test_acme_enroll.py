@@ -389,7 +389,10 @@ def _certificate_problems(store: MetricStore, inputs: Enrollments) -> list[str]:
     return problems
 
 
-@pytest.mark.certload(smoke_duration=SMOKE)
+@pytest.mark.certload(
+    smoke_duration=SMOKE,
+    tables=["acme_accounts", "acme_orders", "managed_certificates", "certificate_versions"],
+)
 def test_acme_enroll(
     certload: LoadTest,
     certload_run: Callable[..., RunResult],
@@ -481,7 +484,7 @@ async def acme_order_limit(inputs: OrderLimit, vu: VU) -> None:
         vu.counter("acme_429_shape_bad", 0)
 
 
-@pytest.mark.certload(smoke_duration="4s")
+@pytest.mark.certload(smoke_duration="4s", tables=["acme_orders"])
 def test_acme_order_limit(
     certload: LoadTest,
     certload_run: Callable[..., RunResult],

@@ -134,7 +134,8 @@ async def agent_storm(inputs: AgentStorm, vu: VU) -> None:
     count_rate_limit(vu, response)
 
 
-@pytest.mark.certload(smoke_duration="25s")  # 5/s: 125 calls, p(99) needs 100
+# 5/s: 125 calls, p(99) needs 100; renews certificates and enqueues their jobs
+@pytest.mark.certload(smoke_duration="25s", tables=["managed_certificates", "jobs"])
 def test_bulk_renewal(
     certload_run: Callable[..., RunResult],
     certctl_url: str,
@@ -169,7 +170,7 @@ def test_bulk_renewal(
 
 # thousands of samples a second, but 200 VUs open 200 TLS connections at once: under
 # ~20 s the warm-up is more than 5 % of the samples and the p(95)s judge it, not the burst
-@pytest.mark.certload(smoke_duration="20s")
+@pytest.mark.certload(smoke_duration="20s", tables=["acme_nonces"])
 def test_acme_burst(
     certload_run: Callable[..., RunResult],
     acme_directory: AcmeDirectory,
@@ -207,7 +208,7 @@ def test_acme_burst(
     )
 
 
-@pytest.mark.certload(smoke_duration="3s")  # 167/s: ~500 samples, p(99) needs 100
+@pytest.mark.certload(smoke_duration="3s", tables=["agents"])  # 167/s: ~500 samples
 def test_agent_storm(
     certload_run: Callable[..., RunResult],
     certctl_url: str,

@@ -113,7 +113,7 @@ def test_slow(certload):
         [
             "*= certload =*",
             "target: *",
-            "*scenario*requests*rate/s*p50 ms*p90 ms*p95 ms*p99 ms*max ms*errors*lag p99*",
+            "*scenario*requests*req/s*iter/s*p50 ms*p90 ms*p95 ms*p99 ms*max ms*errors*lag p99*",
             "*  fast*80*",
             "*✓ http_req_duration{scenario:fast} p(95)<500*",
             "*  slow*80*",
@@ -389,7 +389,7 @@ def test_typo(certload):
         [
             "*unknown argument(s) smoke_duraton of @pytest.mark.certload at "
             "test_load.py::test_typo; valid keywords: smoke_duration, thresholds, health, "
-            "min_tail_samples, target, group, scenario, known_defects.*"
+            "min_tail_samples, target, group, scenario, known_defects, tables.*"
         ]
     )
 

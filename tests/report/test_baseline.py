@@ -27,6 +27,7 @@ from pytest_certload.baseline import (
 from pytest_certload.engine import RunResult
 from pytest_certload.errors import BaselineError
 from pytest_certload.metrics import TrendSink
+from pytest_certload.stack.database import DatabaseSettings, RowCounts
 from pytest_certload.units import format_ms
 from tests.report.synth import recorder_with
 
@@ -283,3 +284,116 @@ def test_a_damaged_histogram_in_a_baseline_is_named(run_a: RunResult, tmp_path: 
     path.write_text(json.dumps(data))
     with pytest.raises(BaselineError, match=r"is not a valid baseline: .*damaged HDR histogram"):
         load(path)
+
+
+# -- what makes two runs comparable -------------------------------------------------------
+
+CERTCTL = {
+    "kind": "certctl",
+    "label": "certctl 2.0.9 (commit 1a2b3c4d5e6f) at https://127.0.0.1:8443",
+    "version": {"version": "2.0.9", "commit": "1a2b3c4d5e6f7a8b"},
+}
+FSYNC_OFF = DatabaseSettings(
+    {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}, "16.4"
+)
+
+
+def _measured(
+    result: RunResult,
+    *,
+    profile: str = "canonical",
+    rows: int = 10_032,
+    settings: DatabaseSettings = FSYNC_OFF,
+) -> Baseline:
+    counts = RowCounts(("managed_certificates",), {"managed_certificates": rows})
+    return baseline_from_runs(
+        [("tests/load/test_api.py::test_api", result)],
+        name="b",
+        metadata={
+            "target": CERTCTL,
+            "profile": profile,
+            "database": settings,
+            "commit": "0123456789abcdef",
+            "captured_at": "2026-11-27",
+        },
+        rows={"list_certificates": counts},
+    )
+
+
+def test_runs_of_another_profile_are_refused(
+    run_a: RunResult, run_b: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(BaselineError) as info:
+        compare(_measured(run_a, profile="canonical"), _measured(run_b, profile="smoke"))
+    assert str(info.value).startswith(
+        "baseline 'b' was captured with the canonical profile and this run used smoke "
+        "(indicative: every scenario shortened to its smoke duration, so its figures are not "
+        "comparable with the contract's canonical runs): their scenarios ran for different "
+        "durations, so the figures are not compared."
+    )
+    assert compare(_measured(run_a, profile="smoke"), _measured(run_b, profile="smoke")).ok
+    # the command line refuses too: exit 2, the reason on stderr
+    store = tmp_path / "baselines"
+    save(_measured(run_a), store / "ci.json")
+    smoke = _results(tmp_path, "smoke", run_b)  # recorder_with records profile smoke
+    assert main(["compare", "ci", "--results", str(smoke), "--dir", str(store)]) == 2
+    assert "error: baseline 'b' was captured with the canonical profile" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_database_of_another_size_or_settings_is_flagged(
+    run_a: RunResult, run_b: RunResult
+) -> None:
+    same = compare(_measured(run_a), _measured(run_b, rows=10_040))  # within 10 rows
+    assert same.flags == []
+    result = compare(_measured(run_a), _measured(run_b, rows=21_032))
+    assert result.ok  # flagged, not failed
+    assert result.flags == [
+        "list_certificates ran on a database of another size than the baseline's: "
+        "managed_certificates 10,032 -> 21,032 rows (+110%); a latency that grows with a "
+        "table's size is not comparable"
+    ]
+    durable = DatabaseSettings({**FSYNC_OFF.settings, "fsync": "on"}, "16.4")
+    flagged = compare(_measured(run_a), _measured(run_b, settings=durable))
+    assert flagged.flags == [
+        "the database's settings differ from the baseline's: fsync off -> on; what a write "
+        "costs differs with them"
+    ]
+    lines = [line.text for line in comparison_lines(result)]
+    assert lines[0].endswith("target certctl 2.0.9 (commit 1a2b3c4d5e6f), profile canonical")
+    assert lines[1] == "this run: target certctl 2.0.9 (commit 1a2b3c4d5e6f), profile canonical"
+    assert f"! {result.flags[0]}" in lines
+
+
+def test_a_baseline_records_certctls_version_and_the_database(
+    run_a: RunResult, tmp_path: Path
+) -> None:
+    path = save(_measured(run_a, profile="smoke"), tmp_path / "b.json")
+    data = json.loads(path.read_text())
+    assert data["commit"] == "0123456789abcdef"  # pytest-certload's
+    assert data["target"]["version"] == {"version": "2.0.9", "commit": "1a2b3c4d5e6f7a8b"}
+    assert data["database"]["settings"]["fsync"] == "off"
+    assert data["scenarios"]["list_certificates"]["rows"]["rows"] == {
+        "managed_certificates": 10_032
+    }
+    assert "rows" not in data["scenarios"]["issuance_acceptance"]
+    again = load(path)
+    assert again.database == FSYNC_OFF
+    assert (
+        again.scenarios["list_certificates"].rows
+        == _measured(run_a).scenarios["list_certificates"].rows
+    )
+    # a baseline saved before these existed still loads, with none of them
+    for key in ("database",):
+        data.pop(key)
+    data["scenarios"]["list_certificates"].pop("rows")
+    path.write_text(json.dumps(data))
+    old = load(path)
+    assert (old.database, old.scenarios["list_certificates"].rows) == (None, None)
+    # the table says the run was indicative, on a database that did not wait for the disk
+    cell = markdown_table([again]).splitlines()[2].rsplit("|", 2)[-2].strip()
+    assert cell.endswith(
+        "; against certctl 2.0.9 (commit 1a2b3c4d5e6f); smoke profile (indicative); "
+        "fsync, synchronous_commit, full_page_writes off"
+    )

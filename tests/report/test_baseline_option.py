@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_certload.baseline import baseline_from_runs, save
+from pytest_certload.engine import RunResult
 from pytest_certload.errors import ConfigError
 from pytest_certload.settings import resolve
 
@@ -46,3 +48,30 @@ def test_a_missing_baseline_stops_pytest_before_any_test(
             "'python -m pytest_certload.baseline save NAME'."
         ]
     )
+
+
+def test_a_baseline_of_another_profile_is_refused_before_any_test(
+    pytester: pytest.Pytester, run_a: RunResult
+) -> None:
+    baseline = baseline_from_runs(
+        [("t.py::test_api", run_a)], name="nightly", metadata={"profile": "canonical"}
+    )
+    save(baseline, pytester.path / "baselines" / "nightly.json")
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--certload-baseline=nightly", "--certload-profile=smoke"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*--certload-baseline (from command line --certload-baseline): baseline 'nightly' "
+            "was captured with the canonical profile and this run used smoke (indicative: *): "
+            "their scenarios ran for different durations, so the figures are not compared. "
+            "Compare with a baseline captured with --certload-profile smoke *, or run with "
+            "--certload-profile canonical."
+        ]
+    )
+    ok = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--certload-baseline=nightly", "--certload-profile=canonical"
+    )
+    assert ok.ret == pytest.ExitCode.OK

@@ -80,7 +80,7 @@ def test_the_table_has_one_row_per_search_and_a_caption(results: Path) -> None:
     assert caption == (
         "Measured on ci-1, 4 CPUs, Linux-6.8.0-x86_64, Python 3.11.9; "
         "2026-11-27T10:00:00+00:00 to 2026-11-27T10:12:30+00:00; target: certctl reference "
-        "double 0.1.0 at https://127.0.0.1:8443 (local provider); profile smoke; "
+        "double 0.1.0 at https://127.0.0.1:8443 (local provider); profile smoke (indicative); "
         "pytest-certload 0.4.0. These are the certctl reference double's figures, not "
         "certctl's."
     )

@@ -268,7 +268,7 @@ def test_a_real_certctl_is_named_with_its_version(run_a: RunResult, tmp_path: Pa
         "kind": "certctl",
     }
     text = html.render(recorder)
-    assert "<dt>target</dt><dd>certctl v2.4.1</dd>" in text
+    assert "<dt>target</dt><dd>certctl v2.4.1 (commit abc1234)</dd>" in text
     assert "<dt>target build</dt><dd>commit=abc1234</dd>" in text
     assert "reference double" not in text
 

@@ -66,6 +66,12 @@ CREATE TABLE agents (
     os VARCHAR(100) DEFAULT '', architecture VARCHAR(100) DEFAULT '',
     ip_address VARCHAR(45) DEFAULT '', version VARCHAR(50) DEFAULT '',
     retired_at TIMESTAMPTZ, retired_reason TEXT);
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, type VARCHAR(255) NOT NULL,
+    certificate_id TEXT REFERENCES managed_certificates(id) ON DELETE CASCADE,
+    status VARCHAR(50) NOT NULL DEFAULT 'pending', attempts INT NOT NULL DEFAULT 0,
+    max_attempts INT NOT NULL DEFAULT 3, scheduled_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now());
 INSERT INTO teams (id, name) VALUES ('t-platform', 'platform');
 INSERT INTO owners (id, name, email, team_id)
     VALUES ('o-alice', 'Alice', 'alice@example.test', 't-platform');

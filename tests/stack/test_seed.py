@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from pytest_certload.errors import SeedError
-from pytest_certload.seed import LEDGER_TABLE, apply_seed, split_statements
+from pytest_certload.seed import LEDGER_TABLE, apply_seed, restore_seed, split_statements
 from pytest_certload.stack.postgres import LocalPostgres
 
 from .conftest import MINIMAL_CERTCTL_SCHEMA, REPO
@@ -120,9 +120,82 @@ async def test_changed_file_is_reapplied(schema_dsn: str, tmp_path: Path) -> Non
         text.replace("generate_series(1, 5000)", "generate_series(1, 5100)")
     )
     again = apply_seed(schema_dsn, seed)
-    assert [(f.status, f.rows) for f in again.files] == [("reapplied", 100)]
+    # an upsert counts the rows it wrote: 100 new ones and the 5,000 it restored
+    assert [(f.status, f.rows) for f in again.files] == [("reapplied", 5_100)]
     assert scalar(schema_dsn, "SELECT count(*) FROM agents") == 5_100
     assert apply_seed(schema_dsn, seed).skipped == ("02_agent_fleet.sql",)
+
+
+#: what a bulk renewal and a heartbeat storm leave of the seeded rows (and of others)
+_CONSUMED = """
+UPDATE managed_certificates SET status = 'RenewalInProgress', last_renewal_at = now(),
+    expires_at = now() + interval '90 days'
+  WHERE name <= 'loadtest-bulk-06250';
+INSERT INTO jobs (id, type, certificate_id, status)
+  SELECT 'job-' || id, 'Renewal', id, 'Pending' FROM managed_certificates
+  WHERE status = 'RenewalInProgress';
+INSERT INTO managed_certificates (id, name, common_name, environment, owner_id, team_id,
+    issuer_id, renewal_policy_id, status, expires_at)
+  VALUES ('mc-other', 'other', 'other.example.test', 'production', 'o-alice', 't-platform',
+    'iss-local', 'rp-standard', 'RenewalInProgress', now());
+INSERT INTO jobs (id, type, certificate_id, status) VALUES ('job-other', 'Renewal', 'mc-other',
+    'Pending');
+UPDATE agents SET status = 'Offline', last_heartbeat_at = now() - interval '1 hour',
+    version = '9.9.9', retired_at = now() WHERE id <= 'loadtest-agent-2500';
+"""
+_STATE = """
+SELECT (SELECT count(*) FROM managed_certificates
+         WHERE name LIKE 'loadtest-bulk-%' AND status = 'Active' AND last_renewal_at IS NULL
+           AND expires_at > now() AND expires_at <= now() + interval '30 days'),
+       (SELECT count(*) FROM jobs),
+       (SELECT status FROM managed_certificates WHERE id = 'mc-other'),
+       (SELECT count(*) FROM agents
+         WHERE status = 'Online' AND version = '2.0.9' AND retired_at IS NULL
+           AND last_heartbeat_at BETWEEN now() - interval '61 seconds' AND now())
+"""
+
+
+@pytest.mark.anyio
+async def test_restoring_puts_the_seeded_rows_back_and_leaves_others(schema_dsn: str) -> None:
+    apply_seed(schema_dsn, SEED_DIR)
+    with psycopg.connect(schema_dsn) as conn:
+        conn.execute(_CONSUMED.encode())
+    assert scalar(schema_dsn, "SELECT count(*) FROM jobs") == 6_251
+    for _ in range(2):  # idempotent: a second restore finds nothing more to do
+        report = restore_seed(
+            schema_dsn, SEED_DIR, ["01_bulk_renewal_certs.sql", "02_agent_fleet.sql"]
+        )
+        assert [(f.filename, f.status, f.rows) for f in report.files] == [
+            ("01_bulk_renewal_certs.sql", "restored", 10_000),
+            ("02_agent_fleet.sql", "restored", 5_000),
+        ]
+        with psycopg.connect(schema_dsn) as conn:
+            row = conn.execute(_STATE.encode()).fetchone()
+        # the seeded certificates Active again and their jobs gone; the other row and
+        # its job untouched; the agents Online with fresh heartbeats again
+        assert row == (10_000, 1, "RenewalInProgress", 5_000)
+    assert apply_seed(schema_dsn, SEED_DIR).skipped == (
+        "01_bulk_renewal_certs.sql",
+        "02_agent_fleet.sql",
+    )
+
+
+@pytest.mark.anyio
+async def test_restoring_is_one_transaction(schema_dsn: str, tmp_path: Path) -> None:
+    seed = tmp_path / "sql"
+    seed.mkdir()
+    shutil.copy(SEED_DIR / "01_bulk_renewal_certs.sql", seed)
+    apply_seed(schema_dsn, seed)
+    with psycopg.connect(schema_dsn) as conn:
+        conn.execute(_CONSUMED.split("INSERT INTO managed_certificates")[0].encode())
+    (seed / "02_broken.sql").write_text("UPDATE agents SET nme = 'x';\n")
+    with pytest.raises(SeedError, match=r"seed file 02_broken\.sql failed at line 1") as info:
+        restore_seed(schema_dsn, seed, ["01_bulk_renewal_certs.sql", "02_broken.sql"])
+    assert any("nothing was restored" in note for note in info.value.__notes__)
+    # the first file's restore was rolled back with the second
+    assert scalar(schema_dsn, "SELECT count(*) FROM jobs") == 6_250
+    with pytest.raises(SeedError, match=r"cannot restore '03_nope.sql': not a seed file of "):
+        restore_seed(schema_dsn, seed, ["03_nope.sql"])
 
 
 @pytest.mark.anyio
