@@ -15,7 +15,7 @@ from .baseline import resolve_path as baseline_path
 from .errors import BaselineError, CertloadError, ConfigError, OptionValueError, RecordError
 from .fixtures import INTERRUPTS_KEY, LOADTEST_KEY, REDACTOR_KEY, SESSION_KEY, SETTINGS_KEY
 from .interrupts import Interrupts
-from .loadtest import MARKER_KWARGS, validate_marker_kwargs
+from .loadtest import MARKER_KWARGS, marker_kwargs, validate_marker_kwargs
 from .record import RUNS_DIR, RunRecord, SessionRecord, now_iso, set_aside_previous
 from .redaction import Redactor, secret_variable
 from .report import html, summary, terminal
@@ -176,6 +176,12 @@ def pytest_collection_modifyitems(
                 problems.append(str(exc))
     if problems:
         raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
+    settings = config.stash[SETTINGS_KEY]
+    have = settings.target_types()
+    for item in items:
+        kind = marker_kwargs(item).get("connector_target")
+        if kind and kind not in have:
+            item.add_marker(pytest.mark.skip(reason=settings.missing_target(kind)))
     if not _is_xdist_worker(config) and any("certload" in _fixtures(i) for i in items):
         # this session will record load: the last session's outputs must not mix in
         set_aside_previous(config.stash[SESSION_KEY].output_dir)

@@ -646,6 +646,20 @@ class Settings:
             return TARGET_TYPES
         return tuple(kind for kind in TARGET_TYPES if kind in (self.targets or {}))
 
+    def missing_target(self, kind: str) -> str:
+        """Why a test of connector target ``kind`` is skipped: its URL was not given."""
+        have = self.target_types()
+        given = (
+            f"({', '.join(have)}, from {self.sources.get('certload_targets', 'the settings')})"
+            if have
+            else "(none was given)"
+        )
+        return (
+            f"no {kind} target to measure: an external stack has only the connector targets "
+            f"--certload-targets names {given}; add {kind}=https://HOST:PORT to "
+            "--certload-targets (ini certload_targets, env CERTLOAD_TARGETS) to measure it"
+        )
+
 
 def error_for(option: Option, raw: str, exc: OptionValueError, source: str) -> ConfigError:
     return ConfigError(

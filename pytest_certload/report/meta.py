@@ -1,11 +1,12 @@
-"""What every report says in words besides its figures: the target, a scenario's warm-up
+"""What every report says in words besides its figures: the target (certctl, or the
+connector targets a run measured and their URLs), a scenario's warm-up
 left out of the verdict, the windows a windowed threshold breached, and the generator's
 stalls. The terminal, junit, the JSON summary and the HTML report all use these, so they
 say the same thing the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..engine import RunResult
@@ -19,9 +20,13 @@ __all__ = [
     "TLS_OFF",
     "breached_windows_text",
     "capacity_steps_text",
+    "contacted_certctl",
     "counted_windows",
     "hiccup_text",
+    "measured_targets",
+    "measured_text",
     "target_text",
+    "targets_text",
     "warmup_text",
     "window_text",
     "windows_tally",
@@ -49,6 +54,48 @@ def target_text(target: Mapping[str, Any], *, unrecorded: str) -> str:
     if kind == "certctl":
         return f"certctl {shown or '(version unknown)'}"
     return str(target.get("label") or unrecorded)
+
+
+def measured_targets(results: Iterable[RunResult], urls: Mapping[str, Any]) -> dict[str, str]:
+    """Connector target type -> URL of every target the runs measured (their scenarios
+    tagged ``target_type``), in the order first measured; ``urls`` are the stack's (the
+    target record's ``targets``)."""
+    measured: dict[str, str] = {}
+    for result in results:
+        for scenario in result.scenarios.values():
+            kind = scenario.tags.get("target_type")
+            if kind and kind not in measured:
+                measured[kind] = str(urls.get(kind) or "(URL not recorded)")
+    return measured
+
+
+def contacted_certctl(results: Iterable[RunResult]) -> bool:
+    """Whether a run had a scenario that is not a connector target's (so it loaded
+    certctl); False for no run at all."""
+    return any(
+        not scenario.tags.get("target_type")
+        for result in results
+        for scenario in result.scenarios.values()
+    )
+
+
+def targets_text(measured: Mapping[str, str]) -> str:
+    """``nginx https://127.0.0.1:8441, f5 https://127.0.0.1:8444``."""
+    return ", ".join(f"{kind} {url}" for kind, url in measured.items())
+
+
+def measured_text(
+    certctl: str, target: Mapping[str, Any], results: Sequence[RunResult]
+) -> tuple[str, str]:
+    """``(target, connector targets)`` as a report header says them. ``target`` is
+    ``certctl`` (the text naming certctl) unless runs were made and none contacted
+    certctl (a connector-tier-only session): then the connector targets measured, with
+    their URLs. ``connector targets`` lists those beside certctl; it is empty when no
+    connector target was measured or ``target`` already names them."""
+    measured = measured_targets(results, target.get("targets") or {})
+    if measured and not contacted_certctl(results):
+        return f"connector targets {targets_text(measured)} (certctl was not contacted)", ""
+    return certctl, targets_text(measured)
 
 
 def warmup_text(figures: Mapping[str, Any]) -> str:

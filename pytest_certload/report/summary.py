@@ -32,6 +32,7 @@ from ..metrics import CounterSink, MetricStore, RateSink, Sink, TrendSink, summa
 from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
 from ..thresholds import ThresholdResult, WindowResult, format_selector
+from .meta import contacted_certctl, measured_targets
 from .stats import hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
 
 __all__ = [
@@ -238,7 +239,7 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
         "finished_at": now_iso(),
         "profile": session.profile,
         "http_backend": session.http_backend,
-        "target": session.target_record,
+        "target": _target(session),
         "state": {"testRunDurationMs": duration_ns / 1e6},
         "tests": [_test_entry(session, r) for r in session.records],
         "metrics": metrics,
@@ -247,6 +248,19 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
     if tier:
         doc["connector_tier"] = tier
     return doc
+
+
+def _target(session: SessionRecord) -> dict[str, Any]:
+    """The target record, with the connector targets the runs measured and whether any
+    run contacted certctl (a connector-tier-only session does not)."""
+    target = dict(session.target_record)
+    results = [record.result for record in session.records]
+    measured = measured_targets(results, target.get("targets") or {})
+    if measured:
+        target["connector_targets"] = measured
+    if results:
+        target["certctl_contacted"] = contacted_certctl(results)
+    return target
 
 
 def write_summary(doc: dict[str, Any], session: SessionRecord) -> Path:

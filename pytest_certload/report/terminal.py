@@ -15,6 +15,7 @@ from .meta import (
     breached_windows_text,
     capacity_steps_text,
     hiccup_text,
+    measured_text,
     warmup_text,
 )
 from .stats import hiccup_stats, scenario_stats, warmup_stats
@@ -72,8 +73,14 @@ def server_text(server: ServerTelemetry) -> str:
 def render(session: SessionRecord) -> list[str]:
     """Lines of the certload section of the terminal summary."""
     lines: list[str] = []
-    target = session.target or "(not recorded: the test did not use the certload stack)"
+    target, connectors = measured_text(
+        session.target or "(not recorded: the test did not use the certload stack)",
+        session.target_record,
+        [record.result for record in session.records],
+    )
     lines.append(f"target: {target}")
+    if connectors:
+        lines.append(f"connector targets: {connectors}")
     if session.target_details.get("tls_verify") is False:
         lines.append(f"! {TLS_OFF}")
     lines.append(_row([name for name, _, _ in _COLUMNS]))
