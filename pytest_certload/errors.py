@@ -19,6 +19,7 @@ __all__ = [
     "BaselineError",
     "CertctlError",
     "CertloadError",
+    "CleanupError",
     "ConfigError",
     "HTTPStatusError",
     "OptionValueError",
@@ -128,6 +129,11 @@ class ServiceTimeout(ServiceError, TimeoutError):
 
 class SeedError(CertloadError):
     """A seed SQL file failed; the message names file, line and statement."""
+
+
+class CleanupError(CertloadError):
+    """``python -m pytest_certload.cleanup`` could not connect, or removed nothing because
+    a row it would remove is still referenced (the message names what and where)."""
 
 
 class CertctlError(CertloadError):

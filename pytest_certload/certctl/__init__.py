@@ -40,7 +40,7 @@ from .acme import (
     pool_size,
     sign_jws,
 )
-from .names import UniqueNames
+from .names import HARNESS_DOMAIN, HARNESS_NAME_PREFIX, UniqueNames
 from .payloads import (
     DEMO_FOREIGN_KEYS,
     FAR_FUTURE_EXPIRY,
@@ -94,6 +94,8 @@ __all__ = [
     "CERTIFICATES",
     "DEMO_FOREIGN_KEYS",
     "FAR_FUTURE_EXPIRY",
+    "HARNESS_DOMAIN",
+    "HARNESS_NAME_PREFIX",
     "JOBS",
     "RATE_LIMITED_COUNTER",
     "AccountKey",
