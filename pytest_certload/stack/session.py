@@ -249,7 +249,7 @@ def open_stack(
             if request.certctl_env:
                 shown = redact_environment(request.certctl_env)
                 details["certctl_env"] = shown
-                label += " with " + " ".join(f"{k}={v}" for k, v in shown.items())
+                label += " with " + ", ".join(f"{k}={v}" for k, v in shown.items())
             yield OpenStack(info, label, details, provider=provider, logs_dir=logs_dir)
         finally:
             portal.call(provider.stop)

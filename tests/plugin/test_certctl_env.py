@@ -183,8 +183,11 @@ def test_cli_ini_and_env_spellings_reach_the_settings(
 LIMITER = """
 import httpx
 
+from pytest_certload.fixtures import SESSION_KEY
 
-def test_burst(certload_stack):
+
+def test_burst(certload_stack, pytestconfig):
+    print("LABEL", pytestconfig.stash[SESSION_KEY].target)
     url = certload_stack.certctl_url + "/api/v1/certificates?per_page=1"
     headers = {"Authorization": "Bearer " + certload_stack.token}
     with httpx.Client(verify=certload_stack.verify(), timeout=10) as client:
@@ -217,3 +220,11 @@ def test_the_double_started_by_the_stack_honours_the_settings(
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *args, timeout=120)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*{expected}"])
+    # the report header says what certctl was started with
+    label = "*LABEL certctl reference double * (local provider)"
+    if args:
+        label += (
+            " with CERTCTL_RATE_LIMIT_ENABLED=true, CERTCTL_RATE_LIMIT_BURST=3, "
+            "CERTCTL_RATE_LIMIT_RPS=1"
+        )
+    result.stdout.fnmatch_lines([label])
