@@ -19,6 +19,7 @@ __all__ = [
     "BaselineError",
     "CertctlError",
     "CertloadError",
+    "CleanupError",
     "ConfigError",
     "HTTPStatusError",
     "OptionValueError",
@@ -51,12 +52,19 @@ class ConfigError(CertloadError, ValueError):
 
 class OptionValueError(ConfigError):
     """An option parser rejected a raw value: ``kind`` is what was expected, ``grammar``
-    what is valid. The caller adds the option's name and source (argparse does too)."""
+    what is valid. The caller adds the option's name and source (argparse does too).
+    ``shown``, when given, is what the message shows instead of the raw value (a value
+    that may hold a secret is not repeated)."""
 
-    def __init__(self, kind: str, grammar: str) -> None:
+    def __init__(self, kind: str, grammar: str, *, shown: str | None = None) -> None:
         super().__init__(f"not a valid {kind}; use {grammar}")
         self.kind = kind
         self.grammar = grammar
+        self.shown = shown
+
+    def value_text(self, raw: str) -> str:
+        """How a message names the rejected value: ``shown``, or ``raw`` quoted."""
+        return self.shown if self.shown is not None else repr(raw)
 
 
 class ThresholdSyntaxError(ConfigError):
@@ -121,6 +129,11 @@ class ServiceTimeout(ServiceError, TimeoutError):
 
 class SeedError(CertloadError):
     """A seed SQL file failed; the message names file, line and statement."""
+
+
+class CleanupError(CertloadError):
+    """``python -m pytest_certload.cleanup`` could not connect, or removed nothing because
+    a row it would remove is still referenced (the message names what and where)."""
 
 
 class CertctlError(CertloadError):

@@ -51,10 +51,12 @@ from .engine.capacity import (
 from .errors import ConfigError, ThresholdBreach, UntrustworthyRun
 from .interrupts import Interrupts
 from .record import RunRecord, SessionRecord
+from .redaction import redact_url
 from .report.diagnoses import diagnosis_lines
 from .report.junit import context_properties, run_properties
+from .report.meta import measured_text
 from .settings import Settings
-from .stack import StackInfo
+from .stack import TARGET_TYPES, StackInfo
 from .stack.database import TABLE_RE, RowCounts, count_rows
 from .stack.session import OpenStack
 from .telemetry import Sampler, ServerTelemetry, TelemetrySources
@@ -92,6 +94,7 @@ MARKER_KWARGS = (
     "scenario",
     "known_defects",
     "tables",
+    "connector_target",
 )
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -127,9 +130,12 @@ def marker_kwargs(item: _Marked) -> dict[str, Any]:
 
 def shared_members(items: Iterable[_Marked], group: str) -> dict[str, dict[str, Any]]:
     """The scenarios of shared run ``group`` whose tests are selected, in test order, with
-    each member test's marker arguments (its ``smoke_duration``, ``health``, ...)."""
+    each member test's marker arguments (its ``smoke_duration``, ``health``, ...). A test
+    marked ``skip`` (e.g. its connector target is not in the stack) is no member."""
     members: dict[str, dict[str, Any]] = {}
     for item in items:
+        if any(True for _ in item.iter_markers("skip")):
+            continue
         kwargs = marker_kwargs(item)
         if kwargs.get("group") == group:
             members.setdefault(str(kwargs["scenario"]), kwargs)
@@ -224,6 +230,11 @@ def validate_marker_kwargs(args: Sequence[Any], kwargs: Mapping[str, Any], where
                 "tables=['managed_certificates', 'jobs'] (their rows are counted before "
                 "each run)."
             )
+    if "connector_target" in kwargs and kwargs["connector_target"] not in TARGET_TYPES:
+        raise ConfigError(
+            f"{kwargs['connector_target']!r} is not a valid connector_target of "
+            f"@pytest.mark.certload at {where}; use one of {', '.join(TARGET_TYPES)}."
+        )
     if "min_tail_samples" in kwargs:
         value = kwargs["min_tail_samples"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -326,6 +337,14 @@ class LoadTest:
     @property
     def target(self) -> str:
         return str(self._marker.get("target") or self._session.target or "")
+
+    def _run_target(self, result: RunResult) -> str:
+        """What a run measured: :attr:`target`, or for a run of connector targets only
+        (it never contacts certctl) those targets and their URLs."""
+        if self._marker.get("target") or self.stack is None:
+            return self.target
+        urls = {kind: redact_url(url) for kind, url in self.stack.targets.items()}
+        return measured_text(self.target, {"targets": urls}, [result])[0]
 
     def http_options(self, **overrides: Any) -> HTTPOptions:
         """The session's HTTP options (backend, trust of the stack's CA) with
@@ -674,7 +693,7 @@ class LoadTest:
             self._item.nodeid,
             label,
             result,
-            self.target,
+            self._run_target(result),
             group=group,
             ran_with=ran_with,
             capacity=tuple(capacity),

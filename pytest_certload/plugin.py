@@ -22,9 +22,9 @@ from .baseline import resolve_path as baseline_path
 from .errors import BaselineError, CertloadError, ConfigError, OptionValueError, RecordError
 from .fixtures import INTERRUPTS_KEY, LOADTEST_KEY, REDACTOR_KEY, SESSION_KEY, SETTINGS_KEY
 from .interrupts import Interrupts
-from .loadtest import MARKER_KWARGS, validate_marker_kwargs
+from .loadtest import MARKER_KWARGS, marker_kwargs, validate_marker_kwargs
 from .record import RUNS_DIR, RunRecord, SessionRecord, now_iso, set_aside_previous
-from .redaction import Redactor
+from .redaction import Redactor, secret_variable
 from .report import html, summary, terminal
 from .settings import OPTIONS, Option, check_settings, resolve
 from .stack.database import DatabaseSettings
@@ -65,7 +65,7 @@ def _argparse_type(option: Option) -> Callable[[str], Any]:
             return option.parse(raw)
         except OptionValueError as exc:
             raise argparse.ArgumentTypeError(
-                f"{raw!r} is not a valid {exc.kind}; use {exc.grammar}."
+                f"{exc.value_text(raw)} is not a valid {exc.kind}; use {exc.grammar}."
             ) from None
 
     parse.__name__ = option.metavar.lower()
@@ -78,6 +78,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         text = f"{opt.help}. ini {opt.dest}, env {opt.env}. Default: {opt.default_text}."
         if opt.flag:
             group.addoption(opt.cli, dest=opt.dest, action="store_const", const=True, help=text)
+        elif opt.repeat:
+            group.addoption(
+                opt.cli,
+                dest=opt.dest,
+                default=None,
+                action="append",
+                type=_argparse_type(opt),
+                metavar=opt.metavar,
+                help=text,
+            )
         else:
             group.addoption(
                 opt.cli,
@@ -87,7 +97,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 metavar=opt.metavar,
                 help=text,
             )
-        parser.addini(opt.dest, f"{opt.help} (see {opt.cli})", type="string", default=None)
+        about = f"{opt.help} (see {opt.cli})"
+        if opt.repeat:  # one item per line
+            parser.addini(opt.dest, about, type="linelist", default=None)
+        else:
+            parser.addini(opt.dest, about, type="string", default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -97,6 +111,8 @@ def pytest_configure(config: pytest.Config) -> None:
     ini: dict[str, str | None] = {}
     for opt in OPTIONS:
         raw = config.getini(opt.dest)
+        if isinstance(raw, list):  # a repeatable option's ini key: one item per line
+            raw = "\n".join(str(line) for line in raw)
         ini[opt.dest] = raw if isinstance(raw, str) and raw != "" else None
     ini_source = config.inipath.name if config.inipath is not None else "the ini file"
     try:
@@ -108,6 +124,10 @@ def pytest_configure(config: pytest.Config) -> None:
     redactor = Redactor([settings.certctl_token])
     redactor.add_dsn(settings.certctl_dsn)
     redactor.add_url(settings.certctl_url)
+    for name, value in (settings.certctl_env or {}).items():
+        if secret_variable(name):
+            redactor.add(value)
+        redactor.add_url(value)
     config.stash[REDACTOR_KEY] = redactor
     interrupts = Interrupts()
     interrupts.install()
@@ -167,6 +187,12 @@ def pytest_collection_modifyitems(
                 problems.append(str(exc))
     if problems:
         raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
+    settings = config.stash[SETTINGS_KEY]
+    have = settings.target_types()
+    for item in items:
+        kind = marker_kwargs(item).get("connector_target")
+        if kind and kind not in have:
+            item.add_marker(pytest.mark.skip(reason=settings.missing_target(kind)))
     if not _is_xdist_worker(config) and any("certload" in _fixtures(i) for i in items):
         # this session will record load: the last session's outputs must not mix in
         set_aside_previous(config.stash[SESSION_KEY].output_dir)

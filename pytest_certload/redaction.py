@@ -9,6 +9,9 @@
   the piece of a connection string it could not parse).
 * :class:`SecretHeaders` -- a ``dict`` of HTTP headers whose repr masks credentials, so a
   failing test that holds ``{"Authorization": "Bearer …"}`` shows ``Bearer ***``.
+* :func:`secret_variable` / :func:`redact_environment` -- whether an environment
+  variable's name says its value is a secret (``..._KEY``, ``..._TOKEN``, ``..._SECRET``,
+  ``..._PASSWORD``, ...), and a mapping of variables with those values shown as ``***``.
 * :class:`Redactor` -- this session's secrets (API tokens, the password of a DSN or of a
   URL): the plugin runs every failure text, captured output, junit property and result
   file through it.
@@ -20,19 +23,22 @@ Imports nothing of this package (and no pytest).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "CREDENTIAL_HEADERS",
     "MASK",
     "MIN_SECRET_LENGTH",
+    "SECRET_NAME_WORDS",
     "Redactor",
     "SecretHeaders",
     "dsn_passwords",
     "redact_dsn",
+    "redact_environment",
     "redact_url",
     "scrub_secrets",
+    "secret_variable",
 ]
 
 #: what a hidden secret is shown as
@@ -42,6 +48,26 @@ MIN_SECRET_LENGTH = 4
 #: headers whose values are credentials (lower case)
 CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-f5-auth-token"}
+)
+
+#: words of an environment variable's name (split at '_') that make its value a secret
+SECRET_NAME_WORDS = frozenset(
+    {
+        "KEY",
+        "KEYS",
+        "SECRET",
+        "SECRETS",
+        "TOKEN",
+        "TOKENS",
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "PWD",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "PRIVATE",
+        "DSN",
+    }
 )
 
 
@@ -167,6 +193,27 @@ def scrub_secrets(text: str, secrets: Iterable[str | None], *, fragments: bool =
 
         text = _QUOTED.sub(mask, text)
     return text
+
+
+def secret_variable(name: str) -> bool:
+    """Whether the environment variable ``name`` holds a secret, judged by its name:
+    ``CERTCTL_CONFIG_ENCRYPTION_KEY``, ``CERTCTL_AUTH_SECRET``,
+    ``CERTCTL_AGENT_BOOTSTRAP_TOKEN`` do; ``CERTCTL_KEYGEN_MODE`` does not."""
+    return any(word in SECRET_NAME_WORDS for word in name.upper().split("_"))
+
+
+def redact_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the value of every :func:`secret_variable` shown as ``***`` and any
+    ``user:password@`` of a URL value shown as ``user:***@``."""
+    shown = {}
+    for name, value in env.items():
+        if secret_variable(name):
+            shown[name] = MASK
+        elif "://" in value and "@" in value:
+            shown[name] = redact_dsn(value)
+        else:
+            shown[name] = value
+    return shown
 
 
 class SecretHeaders(dict[str, str]):

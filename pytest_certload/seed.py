@@ -49,6 +49,7 @@ from .redaction import dsn_passwords, redact_dsn, scrub_secrets
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "LEDGER_TABLE",
+    "SEED_LOCK_KEY",
     "SeedFileResult",
     "SeedReport",
     "Statement",
@@ -61,7 +62,8 @@ LEDGER_TABLE = "certload_seed_ledger"
 #: how long connecting to the database may take (libpq's connect_timeout, whole seconds)
 CONNECT_TIMEOUT_S = 10
 _DSN_OPTION = "--certctl-dsn (better the environment variable CERTLOAD_CERTCTL_DSN)"
-_LOCK_KEY = 0x6365_7274_6C6F_6164 & 0x7FFF_FFFF_FFFF_FFFF  # "certload"
+#: the PostgreSQL advisory lock that serialises seeding (and ``pytest_certload.cleanup``)
+SEED_LOCK_KEY = 0x6365_7274_6C6F_6164 & 0x7FFF_FFFF_FFFF_FFFF  # "certload"
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _TXN_CONTROL = re.compile(
     r"^(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION|END|SAVEPOINT|RELEASE)\b", re.I
@@ -366,7 +368,7 @@ def apply_seed(
     results: list[SeedFileResult] = []
     conn = _connect(dsn, directory, connect_timeout_s)
     with conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (SEED_LOCK_KEY,))
         try:
             _ensure_ledger(conn)
             known = _ledger(conn)
@@ -392,7 +394,7 @@ def apply_seed(
                 )
         finally:
             if not conn.closed:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SEED_LOCK_KEY,))
     return SeedReport(directory=directory, files=tuple(results))
 
 
@@ -420,7 +422,7 @@ def restore_seed(
     results: list[SeedFileResult] = []
     conn = _connect(dsn, directory, connect_timeout_s)
     with conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (SEED_LOCK_KEY,))
         try:
             _ensure_ledger(conn)
             with conn.transaction():
@@ -447,5 +449,5 @@ def restore_seed(
                     )
         finally:
             if not conn.closed:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SEED_LOCK_KEY,))
     return SeedReport(directory=directory, files=tuple(results))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,12 +29,15 @@ from .errors import ConfigError, OptionValueError, TxSyntaxError
 from .http import BACKENDS, DEFAULT_BACKEND
 from .http.tls import client_context
 from .record import DEFAULT_OUTPUT_DIR
-from .redaction import redact_dsn, redact_url
+from .redaction import redact_dsn, redact_environment, redact_url
 from .stack import TARGET_TYPES
+from .stack.certctl import HARNESS_VARIABLES
 from .stack.session import StackRequest
 from .units import DURATION_GRAMMAR, NS_PER_MS, NS_PER_S, parse_duration_ns
 
 __all__ = [
+    "CERTCTL_ENV_GRAMMAR",
+    "ENV_NAME_RE",
     "OPTIONS",
     "PROFILES",
     "PROVIDERS",
@@ -184,6 +188,78 @@ def _targets(raw: str) -> dict[str, str]:
     return out
 
 
+#: a variable name --certctl-env accepts
+ENV_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+#: what a value holding several settings joined by ',' looks like: ``true,CERTCTL_X=1``
+_JOINED = re.compile(r",\s*[A-Z][A-Z0-9_]*=")
+CERTCTL_ENV_GRAMMAR = (
+    "KEY=VALUE with KEY in upper case (letters, digits and '_', starting with a letter), "
+    "e.g. 'CERTCTL_RATE_LIMIT_ENABLED=true'; one setting per --certctl-env, or one per "
+    "line in the ini key and the environment variable"
+)
+
+
+def _certctl_env(raw: str) -> dict[str, str]:
+    """``KEY=VALUE`` settings, one per line (a command-line value is one line). No error
+    repeats a value: it may be a secret."""
+    out: dict[str, str] = {}
+    lines = raw.splitlines() or [raw]
+    for number, line in enumerate(lines, 1):
+        item = line.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep and not ENV_NAME_RE.fullmatch(key):
+            where = f"line {number}" if len(lines) > 1 else "the value"
+            raise OptionValueError(
+                "certctl setting",
+                CERTCTL_ENV_GRAMMAR,
+                shown=f"{where} (not repeated here: it may hold a secret)",
+            )
+        if not sep:
+            raise OptionValueError(
+                "certctl setting (it has no '=VALUE')", CERTCTL_ENV_GRAMMAR, shown=repr(key)
+            )
+        if not ENV_NAME_RE.fullmatch(key):
+            raise OptionValueError("certctl variable name", CERTCTL_ENV_GRAMMAR, shown=repr(key))
+        shown = f"'{key}=…'"
+        if key in HARNESS_VARIABLES:
+            raise OptionValueError(
+                "certctl setting",
+                "a variable pytest-certload does not set itself to reach the certctl it "
+                f"starts (not {', '.join(sorted(HARNESS_VARIABLES))})",
+                shown=shown,
+            )
+        if key in out:
+            raise OptionValueError(
+                "certctl setting", f"each KEY once ({key} is given twice)", shown=shown
+            )
+        if _JOINED.search(value):
+            raise OptionValueError(
+                "certctl setting",
+                f"one setting per line in the ini key and the environment variable, or one "
+                f"per --certctl-env: a ',' does not separate settings (the value of {key} "
+                "holds another KEY=VALUE after a ',')",
+                shown=shown,
+            )
+        out[key] = value.strip()
+    return out
+
+
+def _merge_certctl_env(items: list[dict[str, str]]) -> dict[str, str]:
+    """The settings of every ``--certctl-env``, in order; a KEY given twice is an error."""
+    merged: dict[str, str] = {}
+    for item in items:
+        for key, value in item.items():
+            if key in merged:
+                raise OptionValueError(
+                    "certctl setting", f"each KEY once ({key} is given twice)", shown=f"'{key}=…'"
+                )
+            merged[key] = value
+    return merged
+
+
 def _tx(raw: str) -> tuple[str, ...]:
     try:
         return parse_tx(raw)
@@ -215,6 +291,10 @@ class Option:
     attr: str = ""
     #: a command-line switch taking no value (ini and environment take true/false)
     flag: bool = False
+    #: given once per item on the command line, one item per line in the ini file and
+    #: the environment; ``merge`` combines the command line's parsed items
+    repeat: bool = False
+    merge: Callable[[list[Any]], Any] | None = None
 
     @property
     def env(self) -> str:
@@ -396,6 +476,21 @@ OPTIONS: tuple[Option, ...] = (
         "certctl's migrations directory, required with --certctl-bin",
     ),
     Option(
+        "--certctl-env",
+        "certload_certctl_env",
+        _certctl_env,
+        None,
+        "KEY=VALUE",
+        "set a variable of the certctl the local or containers provider starts (the "
+        "reference double or --certctl-bin), e.g. 'CERTCTL_RATE_LIMIT_ENABLED=true' for "
+        "certctl's default rate limiter; repeat the option for several (one per line in the "
+        "ini key and the environment variable); overrides the stack's own settings "
+        "(docs/stack.md), not where certctl listens, its database or its keys; refused with "
+        "an external certctl",
+        repeat=True,
+        merge=_merge_certctl_env,
+    ),
+    Option(
         "--certload-targets",
         "certload_targets",
         _targets,
@@ -513,6 +608,7 @@ class Settings:
     certctl_dsn: str | None = field(repr=False)
     certctl_bin: Path | None
     certctl_migrations: Path | None
+    certctl_env: Mapping[str, str] | None
     targets: Mapping[str, str] | None
     tx: tuple[str, ...] | None
     isolate: bool
@@ -533,6 +629,8 @@ class Settings:
                 value = "***" if value else value
             elif f.name == "certctl_url" and value:
                 value = redact_url(value)
+            elif f.name == "certctl_env" and value:
+                value = redact_environment(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -552,12 +650,35 @@ class Settings:
             certctl_bin=self.certctl_bin,
             certctl_migrations=self.certctl_migrations,
             targets=dict(self.targets or {}),
+            certctl_env=dict(self.certctl_env or {}),
+        )
+
+    def target_types(self) -> tuple[str, ...]:
+        """The connector target types this session's stack has: every one for the local
+        and containers providers, those --certload-targets names for an external one."""
+        if self.provider != "external":
+            return TARGET_TYPES
+        return tuple(kind for kind in TARGET_TYPES if kind in (self.targets or {}))
+
+    def missing_target(self, kind: str) -> str:
+        """Why a test of connector target ``kind`` is skipped: its URL was not given."""
+        have = self.target_types()
+        given = (
+            f"({', '.join(have)}, from {self.sources.get('certload_targets', 'the settings')})"
+            if have
+            else "(none was given)"
+        )
+        return (
+            f"no {kind} target to measure: an external stack has only the connector targets "
+            f"--certload-targets names {given}; add {kind}=https://HOST:PORT to "
+            "--certload-targets (ini certload_targets, env CERTLOAD_TARGETS) to measure it"
         )
 
 
 def error_for(option: Option, raw: str, exc: OptionValueError, source: str) -> ConfigError:
     return ConfigError(
-        f"{raw!r} is not a valid {exc.kind} for {option.dest} (from {source}); use {exc.grammar}."
+        f"{exc.value_text(raw)} is not a valid {exc.kind} for {option.dest} (from {source}); "
+        f"use {exc.grammar}."
     )
 
 
@@ -579,6 +700,11 @@ def resolve(
     for opt in OPTIONS:
         value = cli.get(opt.dest)
         if value is not None:
+            if opt.merge is not None and isinstance(value, list):
+                try:
+                    value = opt.merge(value)
+                except OptionValueError as exc:
+                    raise error_for(opt, "", exc, f"command line {opt.cli}") from None
             values[opt.dest], sources[opt.dest] = value, f"command line {opt.cli}"
             continue
         for raw, source in (
@@ -604,6 +730,17 @@ def resolve(
             f"the external provider (from {sources['certload_provider']}) needs certctl's URL; "
             "give --certctl-url URL (ini certload_certctl_url, env CERTLOAD_CERTCTL_URL), "
             "or use --certload-provider local to boot the embedded stack."
+        )
+    if provider == "external" and values["certload_certctl_env"]:
+        url = redact_url(values["certload_certctl_url"])
+        raise ConfigError(
+            f"--certctl-env (from {sources['certload_certctl_env']}) sets "
+            f"{', '.join(values['certload_certctl_env'])} for the certctl pytest-certload "
+            f"starts, but the external provider (from {sources['certload_provider']}) measures "
+            f"the certctl at {url}, which someone else runs; set these where that certctl "
+            "runs (its environment) and restart it, or drop --certctl-env, or let the local "
+            "provider start certctl (--certctl-bin PATH --certctl-migrations DIR, without "
+            "--certctl-url)."
         )
     if values["certload_certctl_bin"] is not None and values["certload_certctl_migrations"] is None:
         raise ConfigError(

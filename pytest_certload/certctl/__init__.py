@@ -43,7 +43,7 @@ from .acme import (
     pool_size,
     sign_jws,
 )
-from .names import UniqueNames
+from .names import HARNESS_DOMAIN, HARNESS_NAME_PREFIX, UniqueNames
 from .payloads import (
     DEMO_FOREIGN_KEYS,
     FAR_FUTURE_EXPIRY,
@@ -102,6 +102,8 @@ __all__ = [
     "CERTIFICATES",
     "DEMO_FOREIGN_KEYS",
     "FAR_FUTURE_EXPIRY",
+    "HARNESS_DOMAIN",
+    "HARNESS_NAME_PREFIX",
     "JOBS",
     "LIMITER_SETTINGS",
     "RATE_LIMITED_COUNTER",

@@ -21,7 +21,15 @@ from typing import Any
 from ..errors import ConfigError
 from ..units import NS_PER_S
 
-__all__ = ["UniqueNames"]
+__all__ = ["HARNESS_DOMAIN", "HARNESS_NAME_PREFIX", "UniqueNames"]
+
+#: every name the harness gives a certctl row starts with this (seeded certificates and
+#: agents, certificates the API tier creates); ``python -m pytest_certload.cleanup``
+#: removes the rows by it
+HARNESS_NAME_PREFIX = "loadtest-"
+#: the DNS domain under which the harness's ACME orders and certificates are named
+#: (``<name>.acme.certload.example.com``); cleanup removes those too
+HARNESS_DOMAIN = "certload.example.com"
 
 #: run ids made by this process so far: two runs started in the same second differ
 _runs = itertools.count()
@@ -75,7 +83,7 @@ class UniqueNames:
     pickled, since the copy would hand out the same names again.
     """
 
-    prefix: str = "loadtest-issuance"
+    prefix: str = f"{HARNESS_NAME_PREFIX}issuance"
     run: str = field(default_factory=_run_id)
     domain: str | None = None
     _counter: Iterator[int] = field(init=False, repr=False)

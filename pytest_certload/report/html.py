@@ -43,6 +43,7 @@ from .meta import (
     counted_windows,
     hiccup_text,
     indicative,
+    measured_text,
     own_target,
     profile_text,
     target_text,
@@ -593,10 +594,17 @@ def _knee_section(record: RunRecord, start_index: int, charts: bool) -> list[str
 def _target_block(session: SessionRecord) -> list[str]:
     details: Mapping[str, Any] = session.target_details
     version = details.get("version")
-    what = target_text(
-        session.target_record, unrecorded="not recorded (the tests did not use the certload stack)"
+    what, connectors = measured_text(
+        target_text(
+            session.target_record,
+            unrecorded="not recorded (the tests did not use the certload stack)",
+        ),
+        session.target_record,
+        [record.result for record in session.records],
     )
     out = [f"<dt>target</dt><dd>{_e(what)}</dd>"]
+    if connectors:
+        out.append(f"<dt>connector targets</dt><dd>{_e(connectors)}</dd>")
     if details.get("tls_verify") is False:
         out.append(f'<dt>TLS</dt><dd class="bad">{_e(TLS_OFF)}</dd>')
     if session.target:

@@ -1,13 +1,14 @@
-"""What every report says in words besides its figures: the target (the session's, and a test's own
-from ``@pytest.mark.certload(target=...)``), the profile (a smoke
-run is *indicative*), the database's settings and size, a scenario's warm-up left out of
-the verdict, the windows a windowed threshold breached, and the generator's stalls. The
-terminal, junit, the JSON summary, the HTML report and the baseline table all use these,
-so they say the same thing the same way."""
+"""What every report says in words besides its figures: the target (certctl, or the
+connector targets a run measured and their URLs; a test's own from
+``@pytest.mark.certload(target=...)``), the profile (a smoke run is *indicative*), the
+database's settings and size, a scenario's warm-up left out of the verdict, the windows a
+windowed threshold breached, and the generator's stalls. The terminal, junit, the JSON
+summary, the HTML report and the baseline table all use these, so they say the same
+thing the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..engine import RunResult
@@ -22,12 +23,16 @@ __all__ = [
     "TLS_OFF",
     "breached_windows_text",
     "capacity_steps_text",
+    "contacted_certctl",
     "counted_windows",
     "hiccup_text",
     "indicative",
+    "measured_targets",
+    "measured_text",
     "own_target",
     "profile_text",
     "target_text",
+    "targets_text",
     "warmup_text",
     "window_text",
     "windows_tally",
@@ -83,6 +88,48 @@ def own_target(session_target: str, record_target: str) -> str:
     ``@pytest.mark.certload(target=...)`` label); ``""`` when the session's target says
     it all."""
     return record_target if record_target and record_target != session_target else ""
+
+
+def measured_targets(results: Iterable[RunResult], urls: Mapping[str, Any]) -> dict[str, str]:
+    """Connector target type -> URL of every target the runs measured (their scenarios
+    tagged ``target_type``), in the order first measured; ``urls`` are the stack's (the
+    target record's ``targets``)."""
+    measured: dict[str, str] = {}
+    for result in results:
+        for scenario in result.scenarios.values():
+            kind = scenario.tags.get("target_type")
+            if kind and kind not in measured:
+                measured[kind] = str(urls.get(kind) or "(URL not recorded)")
+    return measured
+
+
+def contacted_certctl(results: Iterable[RunResult]) -> bool:
+    """Whether a run had a scenario that is not a connector target's (so it loaded
+    certctl); False for no run at all."""
+    return any(
+        not scenario.tags.get("target_type")
+        for result in results
+        for scenario in result.scenarios.values()
+    )
+
+
+def targets_text(measured: Mapping[str, str]) -> str:
+    """``nginx https://127.0.0.1:8441, f5 https://127.0.0.1:8444``."""
+    return ", ".join(f"{kind} {url}" for kind, url in measured.items())
+
+
+def measured_text(
+    certctl: str, target: Mapping[str, Any], results: Sequence[RunResult]
+) -> tuple[str, str]:
+    """``(target, connector targets)`` as a report header says them. ``target`` is
+    ``certctl`` (the text naming certctl) unless runs were made and none contacted
+    certctl (a connector-tier-only session): then the connector targets measured, with
+    their URLs. ``connector targets`` lists those beside certctl; it is empty when no
+    connector target was measured or ``target`` already names them."""
+    measured = measured_targets(results, target.get("targets") or {})
+    if measured and not contacted_certctl(results):
+        return f"connector targets {targets_text(measured)} (certctl was not contacted)", ""
+    return certctl, targets_text(measured)
 
 
 def warmup_text(figures: Mapping[str, Any]) -> str:

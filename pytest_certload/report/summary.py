@@ -62,7 +62,7 @@ from ..record import SUMMARY_FILE, RunRecord, SessionRecord, now_iso
 from ..stack import TARGET_TYPES
 from ..thresholds import ThresholdResult, WindowResult, format_selector
 from .diagnoses import diagnose
-from .meta import indicative, own_target, profile_text
+from .meta import contacted_certctl, indicative, measured_targets, own_target, profile_text
 from .stats import active_span, hiccup_stats, scenario_stats, warmup_stats, window_origin_ns
 
 __all__ = [
@@ -332,7 +332,7 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
         "indicative": indicative(session.profile),
         "profile_text": profile_text(session.profile),
         "http_backend": session.http_backend,
-        "target": session.target_record,
+        "target": _target(session),
         "database": _database_entry(session),
         "state": {"testRunDurationMs": duration_ns / 1e6},
         "tests": [_test_entry(session, r) for r in session.records],
@@ -349,6 +349,19 @@ def _database_entry(session: SessionRecord) -> dict[str, Any] | None:
     if session.database is None:
         return None
     return {**session.database.to_dict(), "warning": session.database.warning()}
+
+
+def _target(session: SessionRecord) -> dict[str, Any]:
+    """The target record, with the connector targets the runs measured and whether any
+    run contacted certctl (a connector-tier-only session does not)."""
+    target = dict(session.target_record)
+    results = [record.result for record in session.records]
+    measured = measured_targets(results, target.get("targets") or {})
+    if measured:
+        target["connector_targets"] = measured
+    if results:
+        target["certctl_contacted"] = contacted_certctl(results)
+    return target
 
 
 def write_summary(doc: dict[str, Any], session: SessionRecord) -> Path:

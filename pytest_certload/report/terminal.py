@@ -25,6 +25,7 @@ from .meta import (
     breached_windows_text,
     capacity_steps_text,
     hiccup_text,
+    measured_text,
     own_target,
     profile_text,
     warmup_text,
@@ -96,8 +97,14 @@ def comparability_lines(session: SessionRecord) -> list[str]:
 def render(session: SessionRecord) -> list[str]:
     """Lines of the certload section of the terminal summary."""
     lines: list[str] = []
-    target = session.target or "(not recorded: the test did not use the certload stack)"
+    target, connectors = measured_text(
+        session.target or "(not recorded: the test did not use the certload stack)",
+        session.target_record,
+        [record.result for record in session.records],
+    )
     lines.append(f"target: {target}")
+    if connectors:
+        lines.append(f"connector targets: {connectors}")
     if session.target_details.get("tls_verify") is False:
         lines.append(f"! {TLS_OFF}")
     lines += comparability_lines(session)

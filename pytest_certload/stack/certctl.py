@@ -23,6 +23,11 @@ both. What it sets, and why:
 ``CERTCTL_MAX_BODY_SIZE``                10 MiB, as certctl's loadtest compose sets
 =======================================  ===============================================
 
+Further variables (``certctl_env=`` of the local and containers providers,
+``--certctl-env KEY=VALUE``) are added to these and override them, except
+:data:`HARNESS_VARIABLES`: those say where certctl listens, which database it uses and
+which key the harness authenticates with, so the harness alone sets them.
+
 The process runs from a fresh temporary directory with no ``web/`` in it: with a
 dashboard present certctl answers ``/acme/*`` with the SPA's HTML. Readiness is
 ``GET /ready`` answering 200 over TLS verified by the test CA (certctl has no
@@ -47,9 +52,30 @@ from .probes import wait_for_http
 from .processes import LocalProcess
 from .services import ProcessService
 
-__all__ = ["DEFAULT_ENCRYPTION_KEY", "CertctlServer", "certctl_environment", "with_sslmode_disable"]
+__all__ = [
+    "DEFAULT_ENCRYPTION_KEY",
+    "HARNESS_VARIABLES",
+    "CertctlServer",
+    "certctl_environment",
+    "with_sslmode_disable",
+]
 
 DEFAULT_ENCRYPTION_KEY = "certload-config-key-at-least-32-bytes!"
+#: what only the harness sets: where certctl listens, its database, its TLS pair and how
+#: the harness's key authenticates (``--certctl-env`` refuses them)
+HARNESS_VARIABLES = frozenset(
+    {
+        "CERTCTL_DATABASE_URL",
+        "CERTCTL_DATABASE_MIGRATIONS_PATH",
+        "CERTCTL_SERVER_HOST",
+        "CERTCTL_SERVER_PORT",
+        "CERTCTL_SERVER_TLS_CERT_PATH",
+        "CERTCTL_SERVER_TLS_KEY_PATH",
+        "CERTCTL_AUTH_TYPE",
+        "CERTCTL_AUTH_SECRET",
+        "CERTCTL_API_KEYS_NAMED",
+    }
+)
 _KEY_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 Kind = Literal["double", "binary"]

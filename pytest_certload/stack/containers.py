@@ -213,10 +213,12 @@ def container_specs(
     certctl_image: str = CERTCTL_IMAGE,
     encryption_key: str = DEFAULT_ENCRYPTION_KEY,
     f5mock_source: str = "f5mock.py",
+    extra_certctl_env: Mapping[str, str] | None = None,
 ) -> tuple[ContainerSpec, ...]:
     """The stack's containers in start order (mount sources relative to the work dir).
 
-    ``db_password`` is the PostgreSQL password (random when not given).
+    ``db_password`` is the PostgreSQL password (random when not given); ``extra_certctl_env``
+    adds variables to certctl's (and overrides them).
     """
     if db_password is None:
         db_password = secrets.token_urlsafe(24)
@@ -235,6 +237,7 @@ def container_specs(
         # from /tmp keeps the dashboard (and its catch-all for /acme/*) switched off
         migrations_path="/app/migrations",
     )
+    certctl_env.update(extra_certctl_env or {})
     return (
         ContainerSpec(
             name="postgres",
@@ -396,7 +399,8 @@ class ContainerStack:
 
     Every container port is published on ``bind_host`` (loopback by default: a remote
     engine's ports are then reachable only from its own host); the database password is
-    random unless ``db_password`` is given; ``logs_dir`` keeps each container's output.
+    random unless ``db_password`` is given; ``logs_dir`` keeps each container's output;
+    ``certctl_env`` adds variables to certctl's environment (and overrides them).
     """
 
     def __init__(
@@ -410,8 +414,10 @@ class ContainerStack:
         logs_dir: Path | None = None,
         db_password: str | None = None,
         bind_host: str = BIND_HOST,
+        certctl_env: Mapping[str, str] | None = None,
     ) -> None:
         self.api_key = api_key or secrets.token_urlsafe(32)
+        self.certctl_env = dict(certctl_env or {})
         self.db_password = db_password or secrets.token_urlsafe(24)
         self.logs_dir = logs_dir
         self.bind_host = bind_host
@@ -429,7 +435,10 @@ class ContainerStack:
 
     def specs(self) -> tuple[ContainerSpec, ...]:
         specs = container_specs(
-            api_key=self.api_key, db_password=self.db_password, certctl_image=self.certctl_image
+            api_key=self.api_key,
+            db_password=self.db_password,
+            certctl_image=self.certctl_image,
+            extra_certctl_env=self.certctl_env,
         )
         return tuple(s for s in specs if s.target is None or s.target in self.targets)
 

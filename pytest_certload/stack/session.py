@@ -25,7 +25,7 @@ from typing import Any
 from anyio.from_thread import start_blocking_portal
 
 from ..errors import ConfigError, PreflightError, TransportError
-from ..redaction import redact_url
+from ..redaction import redact_environment, redact_url
 from .external import wait_for_certctl
 from .info import StackInfo
 from .preflight import preflight
@@ -54,12 +54,16 @@ class StackRequest:
     certctl_bin: Path | None = None
     certctl_migrations: Path | None = None
     targets: Mapping[str, str] = field(default_factory=dict)
+    #: variables added to the environment of the certctl the local or containers
+    #: provider starts (``--certctl-env``); the external provider starts none
+    certctl_env: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         url = redact_url(self.certctl_url) if self.certctl_url is not None else None
         return (
             f"StackRequest(provider={self.provider!r}, certctl_url={url!r}, ca={self.ca!r}, "
-            f"certctl_bin={self.certctl_bin!r}, targets={dict(self.targets)!r})"
+            f"certctl_bin={self.certctl_bin!r}, targets={dict(self.targets)!r}, "
+            f"certctl_env={redact_environment(self.certctl_env)!r})"
         )
 
 
@@ -172,9 +176,12 @@ async def _version(info: StackInfo) -> dict[str, Any]:
 async def describe_target(info: StackInfo, *, double: bool) -> tuple[str, dict[str, Any]]:
     """A report header for the target: never calls the double "certctl"; certctl's version
     and commit as its ``GET /api/v1/version`` reported them (``version unknown`` when it
-    did not answer). The URL is shown without any ``user:password@`` it holds."""
+    did not answer). The URL is shown without any ``user:password@`` it holds;
+    ``details["targets"]`` has the connector targets' URLs by type."""
     url = redact_url(info.certctl_url)
     details: dict[str, Any] = {"url": url, "provider": info.provider}
+    # the connector tier's targets, by type: the header names those a run measured
+    details["targets"] = {kind: redact_url(target) for kind, target in info.targets.items()}
     version = await _version(info) if info.certctl_url else {}
     details["version"] = version
     is_double = double or str(version.get("version", "")).startswith("double")
@@ -195,7 +202,7 @@ def _provider(
     if request.provider == "containers":
         from .containers import ContainerStack
 
-        return ContainerStack(logs_dir=logs_dir), False
+        return ContainerStack(logs_dir=logs_dir, certctl_env=request.certctl_env), False
     from .local import LocalStack
 
     binary = request.certctl_bin
@@ -203,6 +210,7 @@ def _provider(
         certctl="binary" if binary is not None else "double",
         certctl_binary=binary,
         certctl_migrations=request.certctl_migrations,
+        certctl_env=request.certctl_env,
         base_dir=work_dir,
         logs_dir=logs_dir,
     )
@@ -247,6 +255,10 @@ def open_stack(
             info = portal.call(provider.start)
             label, details = portal.call(lambda: describe_target(info, double=double))
             details["boot_seconds"] = _boot_seconds(provider)
+            if request.certctl_env:
+                shown = redact_environment(request.certctl_env)
+                details["certctl_env"] = shown
+                label += " with " + ", ".join(f"{k}={v}" for k, v in shown.items())
             yield OpenStack(info, label, details, provider=provider, logs_dir=logs_dir)
         finally:
             portal.call(provider.stop)

@@ -389,7 +389,7 @@ def test_typo(certload):
         [
             "*unknown argument(s) smoke_duraton of @pytest.mark.certload at "
             "test_load.py::test_typo; valid keywords: smoke_duration, thresholds, health, "
-            "min_tail_samples, target, group, scenario, known_defects, tables.*"
+            "min_tail_samples, target, group, scenario, known_defects, tables, connector_target.*"
         ]
     )
 

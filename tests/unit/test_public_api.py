@@ -13,6 +13,7 @@ import pytest
 import pytest_certload
 import pytest_certload.baseline
 import pytest_certload.certctl
+import pytest_certload.cleanup
 import pytest_certload.distributed
 import pytest_certload.engine
 import pytest_certload.errors
@@ -28,6 +29,7 @@ PUBLIC_MODULES = [
     pytest_certload.record,
     pytest_certload.baseline,
     pytest_certload.distributed,
+    pytest_certload.cleanup,
 ]
 
 
@@ -71,7 +73,8 @@ def test_engine_metrics_thresholds_stack_and_client_import_without_pytest() -> N
         " pytest_certload.double, pytest_certload.distributed, pytest_certload.baseline,"
         " pytest_certload.record, pytest_certload.settings, pytest_certload.loadtest,"
         " pytest_certload.report.summary, pytest_certload.report.html,"
-        " pytest_certload.report.terminal, pytest_certload.report.junit\n"
+        " pytest_certload.report.terminal, pytest_certload.report.junit,"
+        " pytest_certload.cleanup, pytest_certload.cleanup.cli\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
