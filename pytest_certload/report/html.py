@@ -54,6 +54,7 @@ from .meta import (
 from .server_html import server_section
 from .stats import (
     breached_window_spans,
+    custom_counters,
     hiccup_stats,
     scenario_stats,
     stalled_interval_spans,
@@ -765,6 +766,15 @@ def _record_section(
     ]
     if warmups:
         parts.append(f'<ul class="warmup">{"".join(warmups)}</ul>')
+    counted = [
+        f"<li><code>{_e(name)}</code>: "
+        + ", ".join(f"<code>{_e(k)}</code> {v:,}" for k, v in counters.items())
+        + "</li>"
+        for name in result.scenarios
+        if (counters := custom_counters(result, name))
+    ]
+    if counted:
+        parts.append(f'<ul class="counters">{"".join(counted)}</ul>')
     parts += ["<h3>Thresholds</h3>", _threshold_table(result)]
     problems = [f"untrustworthy: {p}" for p in result.untrustworthy]
     problems += [f"unreachable: {u}" for u in result.unreachable]

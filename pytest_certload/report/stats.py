@@ -8,6 +8,7 @@ from typing import Any
 from ..engine import RunResult
 from ..engine.judging import scope_of
 from ..metrics import (
+    BUILTIN_METRICS,
     GENERATOR_HICCUP,
     HTTP_REQ_DURATION,
     HTTP_REQ_FAILED,
@@ -25,6 +26,7 @@ from ..units import format_ms
 __all__ = [
     "active_span",
     "breached_window_spans",
+    "custom_counters",
     "hiccup_stats",
     "scenario_stats",
     "stalled_interval_spans",
@@ -85,6 +87,19 @@ def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
             p99_ms=q[99] / 1e6,
             max_ms=latency.max() / 1e6,
         )
+    return out
+
+
+def custom_counters(result: RunResult, scenario: str) -> dict[str, int]:
+    """The scenario's own counters (not built-in metrics) that it added to, by name: e.g.
+    the scale tier's ``bulk_enqueued``, ``bulk_skipped`` (added to with 0 too)."""
+    out: dict[str, int] = {}
+    for name in result.store.names():
+        if name in BUILTIN_METRICS or result.store.type_of(name) is not MetricType.COUNTER:
+            continue
+        sink = result.store.select(name, {"scenario": scenario})
+        if isinstance(sink, CounterSink):
+            out[name] = int(sink.count)
     return out
 
 

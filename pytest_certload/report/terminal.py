@@ -30,7 +30,7 @@ from .meta import (
     profile_text,
     warmup_text,
 )
-from .stats import hiccup_stats, scenario_stats, warmup_stats
+from .stats import custom_counters, hiccup_stats, scenario_stats, warmup_stats
 
 __all__ = ["render"]
 
@@ -145,6 +145,11 @@ def render(session: SessionRecord) -> list[str]:
             warmup = warmup_stats(result, name)
             if warmup is not None:
                 lines.append(f"    {warmup_text(warmup)}")
+            counters = custom_counters(result, name)
+            if counters:
+                lines.append(
+                    "    counters: " + ", ".join(f"{k} {v:,}" for k, v in counters.items())
+                )
         for r in result.thresholds:
             mark = "✓" if r.ok else "✗"
             lines.append(f"    {mark} {r.message()}")

@@ -254,3 +254,36 @@ def test_the_tables_a_test_declares_are_checked_at_collection(tables: object) ->
         "tables=['managed_certificates', 'jobs'] (their rows are counted before each run)."
     )
     validate_marker_kwargs((), {"tables": ["jobs", "public.agents"]}, "t.py::test_x")
+
+
+def test_a_scenarios_own_counters_show_in_the_terminal_and_html(tmp_path: Path) -> None:
+    """The scale tier's bulk_* counters (any scenario's own counters) are in every
+    report, not only summary.json (a counter this scenario never added to is left out)."""
+    from pytest_certload.report import html, terminal
+    from tests.report.synth import recorder_with
+
+    async def work(vu: VU) -> None:
+        vu.counter("bulk_enqueued", 50)
+
+    scenario = Scenario(
+        "bulk",
+        work,
+        ConstantArrivalRate(10, "2s", pre_allocated_vus=2),
+        metrics={"bulk_enqueued": "counter", "bulk_failed": "counter"},
+    )
+
+    async def main() -> RunResult:
+        clock = VirtualClock()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.run)
+            try:
+                return await run([scenario], clock=clock)
+            finally:
+                tg.cancel_scope.cancel()
+
+    result = anyio.run(main)
+    session = recorder_with(tmp_path, [("t::bulk", result)])
+    lines = terminal.render(session)
+    assert "    counters: bulk_enqueued 1,000" in lines, lines
+    text = html.render(session)
+    assert "<code>bulk_enqueued</code> 1,000" in text
