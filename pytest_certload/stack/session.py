@@ -54,6 +54,8 @@ class StackRequest:
     certctl_bin: Path | None = None
     certctl_migrations: Path | None = None
     targets: Mapping[str, str] = field(default_factory=dict)
+    #: the containers provider's images by role, replacing its defaults (``.images``)
+    images: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         url = redact_url(self.certctl_url) if self.certctl_url is not None else None
@@ -192,7 +194,7 @@ def _provider(
     if request.provider == "containers":
         from .containers import ContainerStack
 
-        return ContainerStack(logs_dir=logs_dir), False
+        return ContainerStack(images=request.images, logs_dir=logs_dir), False
     from .local import LocalStack
 
     binary = request.certctl_bin
