@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_certload.stack.containers import find_docker_engine
-from pytest_certload.stack.images import parse_images
+from pytest_certload.stack.images import parse_images, resolve_images
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "scripts" / "container-images" / "containers.conf"
@@ -45,7 +45,7 @@ class Engine:
     service: subprocess.Popen[bytes] | None = None
 
 
-def _helper_missing(name: str) -> bool:
+def helper_missing(name: str) -> bool:
     places = (Path("/usr/lib/podman") / name, Path("/usr/libexec/podman") / name)
     return shutil.which(name) is None and not any(os.access(p, os.X_OK) for p in places)
 
@@ -59,7 +59,7 @@ def podman_service(directory: Path, *, timeout_s: float = 30.0) -> Iterator[Engi
             "no Docker-compatible engine answers and podman is not installed: "
             f"`apt-get install {APT_PACKAGES}` (or start Docker, or set DOCKER_HOST)"
         )
-    missing = [name for name in PODMAN_HELPERS if _helper_missing(name)]
+    missing = [name for name in PODMAN_HELPERS if helper_missing(name)]
     if missing:
         raise EngineUnavailable(
             f"podman is installed but {', '.join(missing)} not (the local images run with "
@@ -139,11 +139,12 @@ def engine_environment(directory: Path) -> Iterator[Engine]:
 
 
 def wanted_images() -> tuple[dict[str, str], str]:
-    """The images the containers tests run, and where that choice came from:
-    ``CERTLOAD_IMAGES`` when set, else what ``scripts/container-images.sh`` builds."""
+    """The images the containers tests run (every role), and where that choice came from:
+    ``CERTLOAD_IMAGES`` when set (the roles it leaves out keep the public defaults), else
+    what ``scripts/container-images.sh`` builds."""
     value = os.environ.get("CERTLOAD_IMAGES")
     if value:
-        return parse_images(value), "CERTLOAD_IMAGES"
+        return resolve_images(parse_images(value)), "CERTLOAD_IMAGES"
     printed = subprocess.run(
         ["bash", str(IMAGES_SCRIPT), "--print"],
         capture_output=True,
