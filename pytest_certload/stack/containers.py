@@ -514,8 +514,8 @@ class ContainerStack:
                 for key, value in spec.env.items():
                     container = container.with_env(key, value)
                 # (host address, None): the engine picks a free port on that address.
-                # with_bind_ports() takes a host port only (testcontainers >= 4.9 refuses
-                # an address) and with_exposed_ports() publishes on every interface, so
+                # with_bind_ports() takes a host port only (testcontainers 4.15 refuses an
+                # address) and with_exposed_ports() publishes on every interface, so
                 # the binding goes into the public ``ports`` mapping testcontainers hands
                 # to docker-py's create(ports=...), in docker-py's (address, port) form
                 ports: dict[str, Any] = container.ports
