@@ -101,8 +101,12 @@ def images(engine: Engine, client: Any) -> dict[str, str]:
 @pytest.fixture
 def engine_env(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The engine's environment, in this process too (ContainerStack reads DOCKER_HOST)."""
+    from testcontainers.core.config import testcontainers_config
+
     for key, value in engine.env.items():
         monkeypatch.setenv(key, value)
+    # testcontainers reads TESTCONTAINERS_RYUK_DISABLED once per process and keeps it
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled", True)
     return {**os.environ, **engine.env}
 
 
