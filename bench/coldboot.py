@@ -1,12 +1,17 @@
-"""Cold boot of the full local stack: per-service and total seconds.
+"""Cold boot of the full stack: per-service and total seconds.
 
     python bench/coldboot.py [--runs 3] [--certctl double|none] [--targets nginx,apache,...]
+    python bench/coldboot.py --provider containers --images ROLE=IMAGE,... [--runs 3]
 
 Each run boots a fresh :class:`~pytest_certload.stack.local.LocalStack` (new TLS
 material, initdb, certctl, nginx, apache, haproxy, f5 mock), records each service's
 start-to-ready time, tears it down and records the teardown time. ``--certctl double``
 (the default) uses the reference double when it is importable and falls back to
-``none`` (everything but certctl) otherwise. The last line is always
+``none`` (everything but certctl) otherwise. ``--provider containers`` boots a
+:class:`~pytest_certload.stack.containers.ContainerStack` instead (the engine at
+``DOCKER_HOST``; ``--images`` as ``--certload-images``, e.g. what
+``scripts/container-images.sh`` prints), whose containers start one after the other.
+The last line is always
 
     coldboot_s=<median total> teardown_s=<median teardown> runs=<n> certctl=<mode>
 
@@ -27,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 import anyio  # noqa: E402
 
+from pytest_certload.errors import ImagesSyntaxError  # noqa: E402
 from pytest_certload.stack import TARGET_TYPES  # noqa: E402
+from pytest_certload.stack.images import IMAGES_GRAMMAR, parse_images  # noqa: E402
 from pytest_certload.stack.local import LocalStack  # noqa: E402
 
 
@@ -49,6 +56,26 @@ def _targets(text: str) -> list[str]:
             f"unknown target(s) {', '.join(unknown)}; use a comma list of {', '.join(TARGET_TYPES)}"
         )
     return names
+
+
+def _images(text: str) -> dict[str, str]:
+    try:
+        return parse_images(text)
+    except ImagesSyntaxError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.problem}; use {IMAGES_GRAMMAR}") from None
+
+
+async def _containers(
+    images: dict[str, str] | None, targets: list[str]
+) -> tuple[dict[str, float], float]:
+    from pytest_certload.stack.containers import ContainerStack
+
+    stack = ContainerStack(images=images, targets=targets)
+    await stack.start()
+    seconds = dict(stack.boot_seconds)
+    started = time.perf_counter()
+    await stack.stop()
+    return seconds, time.perf_counter() - started
 
 
 async def _one(certctl: str, targets: list[str]) -> tuple[dict[str, float], float]:
@@ -78,9 +105,22 @@ def main(argv: list[str] | None = None) -> int:
         default=list(TARGET_TYPES),
         help="comma list of sidecars (nginx,apache,haproxy,f5)",
     )
+    parser.add_argument(
+        "--provider",
+        choices=("local", "containers"),
+        default="local",
+        help="child processes (local) or containers on the engine at DOCKER_HOST (local)",
+    )
+    parser.add_argument(
+        "--images",
+        type=_images,
+        help="the containers' images, as --certload-images (default: the public ones)",
+    )
     args = parser.parse_args(argv)
     certctl = args.certctl
-    if certctl == "double" and importlib.util.find_spec("pytest_certload.double") is None:
+    if args.provider == "containers":
+        certctl = "image"
+    elif certctl == "double" and importlib.util.find_spec("pytest_certload.double") is None:
         print("the reference double is not importable; booting without certctl", flush=True)
         certctl = "none"
 
@@ -88,17 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     teardowns: list[float] = []
     per_service: dict[str, list[float]] = {}
     for run in range(1, args.runs + 1):
-        seconds, teardown = anyio.run(_one, certctl, args.targets)
+        if args.provider == "containers":
+            seconds, teardown = anyio.run(_containers, args.images, args.targets)
+        else:
+            seconds, teardown = anyio.run(_one, certctl, args.targets)
         totals.append(seconds["total"])
         teardowns.append(teardown)
         for name, value in seconds.items():
             per_service.setdefault(name, []).append(value)
         parts = " ".join(f"{k}={v:.3f}" for k, v in seconds.items() if k != "total")
         print(f"run {run}: total={seconds['total']:.3f}s {parts} teardown={teardown:.3f}s")
-    print("median seconds per service (start to ready; services boot in parallel):")
+    order = "one after the other" if args.provider == "containers" else "in parallel"
+    print(f"median seconds per service (start to ready; services boot {order}):")
     for name, values in per_service.items():
         if name != "total":
-            print(f"  {name:<9} {statistics.median(values):.3f}")
+            print(f"  {name:<14} {statistics.median(values):.3f}")
     print(
         f"coldboot_s={statistics.median(totals):.3f} teardown_s={statistics.median(teardowns):.3f}"
         f" runs={args.runs} certctl={certctl}"

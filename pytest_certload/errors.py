@@ -22,6 +22,7 @@ __all__ = [
     "CleanupError",
     "ConfigError",
     "HTTPStatusError",
+    "ImagesSyntaxError",
     "OptionValueError",
     "PreflightError",
     "RecordError",
@@ -73,6 +74,14 @@ class ThresholdSyntaxError(ConfigError):
 
 class TxSyntaxError(ConfigError):
     """A ``--certload-tx`` value does not follow the gateway-spec grammar."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+class ImagesSyntaxError(ConfigError):
+    """A ``--certload-images`` value does not follow the ``ROLE=IMAGE,...`` grammar."""
 
     def __init__(self, problem: str) -> None:
         super().__init__(problem)

@@ -25,13 +25,14 @@ from .certctl.defects import DOCS as DEFECTS_DOCS
 from .certctl.defects import MODES as DEFECT_MODES
 from .distributed.tx import TX_GRAMMAR, parse_tx
 from .engine.health import HEALTH_GRAMMAR, HealthLimits
-from .errors import ConfigError, OptionValueError, TxSyntaxError
+from .errors import ConfigError, ImagesSyntaxError, OptionValueError, TxSyntaxError
 from .http import BACKENDS, DEFAULT_BACKEND
 from .http.tls import client_context
 from .record import DEFAULT_OUTPUT_DIR
 from .redaction import redact_dsn, redact_environment, redact_url
 from .stack import TARGET_TYPES
 from .stack.certctl import HARNESS_VARIABLES
+from .stack.images import IMAGES_GRAMMAR, parse_images
 from .stack.session import StackRequest
 from .units import DURATION_GRAMMAR, NS_PER_MS, NS_PER_S, parse_duration_ns
 
@@ -258,6 +259,13 @@ def _merge_certctl_env(items: list[dict[str, str]]) -> dict[str, str]:
                 )
             merged[key] = value
     return merged
+
+
+def _images(raw: str) -> dict[str, str]:
+    try:
+        return parse_images(raw)
+    except ImagesSyntaxError as exc:
+        raise OptionValueError(f"image list ({exc.problem})", IMAGES_GRAMMAR) from None
 
 
 def _tx(raw: str) -> tuple[str, ...]:
@@ -500,6 +508,17 @@ OPTIONS: tuple[Option, ...] = (
         "'nginx=https://h:8441,apache=https://h:8442,haproxy=https://h:8443,f5=https://h:8444'",
     ),
     Option(
+        "--certload-images",
+        "certload_images",
+        _images,
+        None,
+        "ROLE=IMAGE,...",
+        "container images of the containers provider by role (postgres, certctl, nginx, "
+        "apache, haproxy, f5), replacing the public defaults (pinned by tag; see "
+        "docs/stack.md), e.g. the ones scripts/container-images.sh builds",
+        shown_default="the public images",
+    ),
+    Option(
         "--certload-tx",
         "certload_tx",
         _tx,
@@ -610,6 +629,7 @@ class Settings:
     certctl_migrations: Path | None
     certctl_env: Mapping[str, str] | None
     targets: Mapping[str, str] | None
+    images: Mapping[str, str] | None
     tx: tuple[str, ...] | None
     isolate: bool
     capacity: bool
@@ -651,6 +671,7 @@ class Settings:
             certctl_migrations=self.certctl_migrations,
             targets=dict(self.targets or {}),
             certctl_env=dict(self.certctl_env or {}),
+            images=dict(self.images or {}),
         )
 
     def target_types(self) -> tuple[str, ...]:

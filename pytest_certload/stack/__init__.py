@@ -14,8 +14,8 @@ stack usable before any load: /ready, one authenticated call, TLS and scheme),
 (ProcessService), ``helpers`` (ports, log tails, paths, child environments), ``tls``
 (the stack's TLS files), one module per
 service (``postgres``, ``certctl``, ``sidecars``, ``f5`` and the standalone ``f5mock``
-script), one per provider (``local``, ``containers``, ``external``) and ``session`` (the
-stack of a whole test session).
+script), one per provider (``local``, ``containers``, ``external``), ``images`` (the
+containers provider's images by role) and ``session`` (the stack of a whole test session).
 
 Names are imported on first use, so importing this package is cheap (the pre-flight
 check's entry point is ``pytest_certload.stack.preflight.preflight``: the module has the

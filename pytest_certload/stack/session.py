@@ -57,6 +57,8 @@ class StackRequest:
     #: variables added to the environment of the certctl the local or containers
     #: provider starts (``--certctl-env``); the external provider starts none
     certctl_env: Mapping[str, str] = field(default_factory=dict)
+    #: the containers provider's images by role, replacing its defaults (``.images``)
+    images: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         url = redact_url(self.certctl_url) if self.certctl_url is not None else None
@@ -202,7 +204,12 @@ def _provider(
     if request.provider == "containers":
         from .containers import ContainerStack
 
-        return ContainerStack(logs_dir=logs_dir, certctl_env=request.certctl_env), False
+        return (
+            ContainerStack(
+                images=request.images, logs_dir=logs_dir, certctl_env=request.certctl_env
+            ),
+            False,
+        )
     from .local import LocalStack
 
     binary = request.certctl_bin

@@ -31,8 +31,9 @@ from typing import Any
 
 from anyio.from_thread import start_blocking_portal
 
-from ..errors import CertloadError
+from ..errors import CertloadError, ImagesSyntaxError
 from ..redaction import redact_dsn
+from .images import IMAGES_GRAMMAR, parse_images
 from .info import TARGET_TYPES, StackInfo
 from .processes import install_cleanup_hooks
 from .protocols import StackProvider
@@ -55,6 +56,15 @@ def _targets(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _images(raw: str) -> dict[str, str]:
+    try:
+        return parse_images(raw)
+    except ImagesSyntaxError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a valid image list ({exc.problem}); use {IMAGES_GRAMMAR}"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=_PROG, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=("double", "binary"),
         default="double",
         help="the certctl reference double (default), or your certctl build (--certctl-bin)",
+    )
+    up.add_argument(
+        "--images",
+        type=_images,
+        metavar="ROLE=IMAGE,...",
+        help="the containers provider's images by role (postgres, certctl, nginx, apache, "
+        "haproxy, f5), e.g. what scripts/container-images.sh prints (default: "
+        "$CERTLOAD_IMAGES, else the public images)",
     )
     up.add_argument("--certctl-bin", type=Path, help="certctl's server binary (--certctl binary)")
     up.add_argument(
@@ -123,10 +141,25 @@ def describe(info: StackInfo, token_file: Path) -> dict[str, Any]:
 
 
 def _provider(args: argparse.Namespace) -> StackProvider:
+    images = args.images
+    if images is None and os.environ.get("CERTLOAD_IMAGES"):
+        try:
+            images = parse_images(os.environ["CERTLOAD_IMAGES"])
+        except ImagesSyntaxError as exc:
+            raise CertloadError(
+                f"{os.environ['CERTLOAD_IMAGES']!r}, the value of the environment variable "
+                f"CERTLOAD_IMAGES, is not a valid image list ({exc.problem}); use "
+                f"{IMAGES_GRAMMAR}."
+            ) from None
     if args.provider == "containers":
         from .containers import ContainerStack
 
-        return ContainerStack(targets=args.targets)
+        return ContainerStack(targets=args.targets, images=images)
+    if args.images is not None:
+        raise CertloadError(
+            "--images picks the containers provider's images; add --provider containers, "
+            "or leave --images out for the local stack."
+        )
     from .local import LocalStack
 
     if args.certctl == "binary" and (args.certctl_bin is None or args.certctl_migrations is None):

@@ -300,6 +300,14 @@ def test_settings_precedence_cli_ini_env_default(
             "number with ns, us, ms, s, m or h*",
         ),
         (
+            ["--certload-images=postgress=pg:16"],
+            "",
+            {},
+            "*argument --certload-images: 'postgress=pg:16' is not a valid image list (unknown "
+            "role 'postgress' in 'postgress=pg:16'); use ROLE=IMAGE pairs separated by commas, "
+            "ROLE one of postgres, certctl, nginx, apache, haproxy, f5*",
+        ),
+        (
             ["--certload-provider=external"],
             "",
             {},
@@ -315,7 +323,7 @@ def test_bad_option_values_are_usage_errors_naming_value_and_source(
     env: dict[str, str],
     message: str,
 ) -> None:
-    for key in ("CERTLOAD_DURATION", "CERTLOAD_HEALTH"):
+    for key in ("CERTLOAD_DURATION", "CERTLOAD_HEALTH", "CERTLOAD_IMAGES"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)

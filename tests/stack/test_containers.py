@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,15 +22,12 @@ from pytest_certload.stack.tls import make_tls_material
 
 from .conftest import REPO
 
-ENGINE_PROBLEM = docker_engine_problem()
-HAVE_TESTCONTAINERS = importlib.util.find_spec("testcontainers") is not None
-
 
 def test_specs_cover_the_stack_with_the_contract_images() -> None:
     specs = {s.name: s for s in container_specs(api_key="k")}
     assert [s.name for s in container_specs(api_key="k")][:2] == ["postgres", "certctl-server"]
     assert specs["postgres"].image == "postgres:16-alpine"
-    assert specs["certctl-server"].image == "ghcr.io/certctl-io/certctl-server:latest"
+    assert specs["certctl-server"].image == "ghcr.io/certctl-io/certctl-server:v2.1.0"
     assert specs["nginx-target"].image == "nginx:1.27-alpine"
     assert specs["apache-target"].image == "httpd:2.4-alpine"
     assert specs["haproxy-target"].image == "haproxy:2.9-alpine"
@@ -176,23 +172,6 @@ def test_tls_init_script_writes_the_same_file_names(tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stderr
 
 
-@pytest.mark.anyio
-@pytest.mark.skipif(
-    ENGINE_PROBLEM is not None, reason=f"no Docker-compatible engine: {ENGINE_PROBLEM}"
-)
-@pytest.mark.skipif(not HAVE_TESTCONTAINERS, reason="testcontainers is not installed")
-async def test_containers_provider_for_real(tmp_path: Path) -> None:  # pragma: no cover
-    from pytest_certload.stack.probes import probe_http
-
-    async with ContainerStack(base_dir=tmp_path) as info:
-        status, _, _ = await probe_http(info.certctl_url + "/ready", verify=info.ca)
-        assert status == 200
-        for kind, url in info.targets.items():
-            path = "/healthz" if kind == "f5" else "/"
-            status, _, _ = await probe_http(url + path, verify=info.ca)
-            assert status == 200, kind
-
-
 class _FakeContainer:
     """Records the fluent testcontainers calls; the first start() fails."""
 
@@ -200,10 +179,12 @@ class _FakeContainer:
     stopped: ClassVar[list[str]] = []
     made: ClassVar[list[_FakeContainer]] = []
 
-    def __init__(self, image: str) -> None:
+    def __init__(self, image: str, docker_client_kw: dict[str, object] | None = None) -> None:
         self.image = image
+        self.client_kw = docker_client_kw
         self.env: dict[str, str] = {}
-        self.ports: tuple[int, ...] = ()
+        self.ports: dict[str, object] = {}
+        self.exposed: tuple[int, ...] = ()
         self.volumes: list[tuple[str, str, str]] = []
         self.command: list[str] | None = None
         self.kwargs: dict[str, object] = {}
@@ -218,7 +199,7 @@ class _FakeContainer:
         return self
 
     def with_exposed_ports(self, *ports: int) -> _FakeContainer:
-        self.ports = ports
+        self.exposed = ports
         return self
 
     def with_bind_ports(self, container: int, host: object = None) -> _FakeContainer:
@@ -234,7 +215,7 @@ class _FakeContainer:
         return self
 
     def with_kwargs(self, **kwargs: object) -> _FakeContainer:
-        self.kwargs.update(kwargs)
+        self.kwargs = kwargs  # as testcontainers: replaced, not merged
         return self
 
     def with_network(self, network: object) -> _FakeContainer:
@@ -251,7 +232,10 @@ class _FakeContainer:
             raise RuntimeError("pull access denied (fake)")
         return self
 
-    def stop(self) -> None:
+    def stop(self, force: bool = True, delete_volume: bool = True) -> None:
+        # removed at once, with its anonymous volumes
+        assert force
+        assert delete_volume
         _FakeContainer.stopped.append(self.image)
 
     def get_container_host_ip(self) -> str:
@@ -281,6 +265,17 @@ class _FakeWrapped:
 
 class _FakeNetwork:
     removed = False
+    made: ClassVar[list[_FakeNetwork]] = []
+
+    def __init__(
+        self,
+        docker_client_kw: dict[str, object] | None = None,
+        docker_network_kw: dict[str, object] | None = None,
+    ) -> None:
+        self.name = "fake-network"
+        self.client_kw = docker_client_kw
+        self.network_kw = docker_network_kw or {}
+        _FakeNetwork.made.append(self)
 
     def create(self) -> _FakeNetwork:
         return self
@@ -311,9 +306,13 @@ def fake_testcontainers(monkeypatch: pytest.MonkeyPatch) -> None:
         "testcontainers.core.network": network_mod,
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(containers, "docker_engine_problem", lambda: None)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(containers, "find_docker_engine", lambda: ("unix:///fake.sock", ""))
+    monkeypatch.setattr(ContainerStack, "check_images", lambda self: None)
+    monkeypatch.setattr(containers, "published_port", lambda container, port, name: 5432)
     monkeypatch.setattr(containers, "_wait_postgres", fake_wait_postgres)
     _FakeContainer.started, _FakeContainer.stopped, _FakeContainer.made = [], [], []
+    _FakeNetwork.made, _FakeNetwork.removed = [], False
 
 
 @pytest.mark.anyio
@@ -327,14 +326,25 @@ async def test_container_wiring_and_cleanup_after_a_failed_start(tmp_path: Path)
     assert pg.image == "postgres:16-alpine"
     assert pg.aliases == ("postgres",)
     assert pg.env["POSTGRES_DB"] == "certctl"
-    assert certctl.kwargs == {"working_dir": "/tmp"}
+    labels = {"io.pytest-certload.stack": stack.stack_id}
+    assert certctl.kwargs == {
+        "working_dir": "/tmp",
+        "labels": {**labels, "io.pytest-certload.service": "certctl-server"},
+    }
+    assert pg.kwargs["labels"] == {**labels, "io.pytest-certload.service": "postgres"}
+    (network,) = _FakeNetwork.made
+    assert network.network_kw == {"labels": labels}
+    # DOCKER_HOST unset: the engine found is the one every client talks to
+    for client_kw in (pg.client_kw, certctl.client_kw, network.client_kw):
+        assert client_kw is not None
+        assert client_kw["environment"]["DOCKER_HOST"] == "unix:///fake.sock"
     assert certctl.env["CERTCTL_API_KEYS_NAMED"] == "loadtest:k1:admin"
     host_tls, target, mode = certctl.volumes[0]
     assert (target, mode) == ("/certs", "ro")
     assert host_tls.endswith("/tls")
     # everything that started was stopped, the network removed, the work dir deleted
     assert _FakeContainer.stopped == [
-        "ghcr.io/certctl-io/certctl-server:latest",
+        "ghcr.io/certctl-io/certctl-server:v2.1.0",
         "postgres:16-alpine",
     ]
     assert _FakeNetwork.removed
@@ -348,11 +358,13 @@ async def test_ports_are_published_on_loopback_only(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="pull access denied"):
         await stack.start()
     pg, certctl = _FakeContainer.made
-    # with_exposed_ports() would publish on every interface (docker's HostIp "")
-    assert pg.ports == ()
-    assert certctl.ports == ()
-    assert pg.bindings == {5432: ("127.0.0.1", None)}
-    assert certctl.bindings == {8443: ("127.0.0.1", None)}
+    # with_exposed_ports() would publish on every interface (docker's HostIp ""), and
+    # with_bind_ports() takes no address: docker-py's (address, port) form goes to create()
+    assert pg.exposed == ()
+    assert certctl.exposed == ()
+    assert pg.bindings == {}
+    assert pg.ports == {"5432/tcp": ("127.0.0.1", None)}
+    assert certctl.ports == {"8443/tcp": ("127.0.0.1", None)}
 
 
 @pytest.mark.anyio
@@ -386,7 +398,7 @@ async def test_container_logs_are_kept_when_the_stack_stops(tmp_path: Path) -> N
         await stack.start()
     assert sorted(p.name for p in logs.iterdir()) == ["certctl-server.log", "postgres.log"]
     text = (logs / "certctl-server.log").read_text()
-    assert text == "ghcr.io/certctl-io/certctl-server:latest says hello\nand goodbye\n"
+    assert text == "ghcr.io/certctl-io/certctl-server:v2.1.0 says hello\nand goodbye\n"
 
 
 def test_dead_containers_are_named_with_their_exit_code_and_log(tmp_path: Path) -> None:
@@ -410,3 +422,63 @@ def test_dead_containers_are_named_with_their_exit_code_and_log(tmp_path: Path) 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert stack.copy_logs(blocker / "logs") == []  # cannot write there: nothing, no error
+
+
+class _FakeImages:
+    """docker-py's ``client.images``: has ``present``; pulling anything else fails."""
+
+    def __init__(self, present: set[str]) -> None:
+        self.present = present
+        self.pulled: list[str] = []
+
+    def get(self, image: str) -> object:
+        import docker.errors
+
+        if image not in self.present:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        return object()
+
+    def pull(self, image: str) -> object:
+        import docker.errors
+
+        self.pulled.append(image)
+        raise docker.errors.APIError("pull access denied")
+
+
+def test_missing_images_are_named_with_their_roles_before_any_container_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("testcontainers")
+    from testcontainers.core import docker_client
+    from testcontainers.core.config import testcontainers_config
+
+    images = _FakeImages({"postgres:16-alpine", "nginx:1.27-alpine"})
+
+    class FakeClient:
+        def __init__(self, **kwargs: object) -> None:
+            self.client = self
+            self.images = images
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(docker_client, "DockerClient", FakeClient)
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled", False)
+    stack = ContainerStack(
+        images={"certctl": "localhost/certload/double:x", "f5": "localhost/certload/double:x"},
+        targets=("nginx", "f5"),
+    )
+    with pytest.raises(ServiceError) as info:
+        stack.check_images()
+    message = str(info.value)
+    assert "has not got these images and could not pull them:" in message
+    assert (
+        "  - localhost/certload/double:x for certctl, f5: not on the engine, and pulling it "
+        "failed (pull access denied)"
+    ) in message
+    assert f"{testcontainers_config.ryuk_image} for ryuk (testcontainers' reaper)" in message
+    assert "postgres:16-alpine for" not in message  # present: not named
+    assert "scripts/container-images.sh" in message
+    assert "--certload-images ROLE=IMAGE" in message
+    assert "TESTCONTAINERS_RYUK_DISABLED=true" in message
+    assert images.pulled == ["localhost/certload/double:x", testcontainers_config.ryuk_image]

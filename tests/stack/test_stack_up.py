@@ -108,3 +108,33 @@ def test_an_unknown_target_names_the_valid_ones(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "'iis'" in err
     assert "nginx,apache,haproxy,f5" in err
+
+
+def test_a_bad_image_list_names_the_role_and_the_valid_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["up", "--provider", "containers", "--images", "db=postgres:16"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "'db=postgres:16' is not a valid image list (unknown role 'db'" in err
+    assert "ROLE one of postgres, certctl, nginx, apache, haproxy, f5" in err
+
+
+def test_images_without_the_containers_provider_are_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CERTLOAD_IMAGES", raising=False)
+    assert main(["up", "--images", "nginx=nginx:1.27-alpine"]) == 2
+    err = capsys.readouterr().err
+    assert "--images picks the containers provider's images; add --provider containers" in err
+
+
+def test_a_bad_images_environment_variable_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTLOAD_IMAGES", "nginx")
+    assert main(["up", "--provider", "containers"]) == 2
+    err = capsys.readouterr().err
+    assert "'nginx', the value of the environment variable CERTLOAD_IMAGES, is not a valid" in err
+    assert "('nginx' is not ROLE=IMAGE)" in err
