@@ -51,6 +51,7 @@ from .server_html import server_section
 from .stats import (
     breached_window_spans,
     hiccup_stats,
+    protocols_text,
     scenario_stats,
     stalled_interval_spans,
     warmup_stats,
@@ -710,6 +711,8 @@ def _record_section(
         + "</p>",
         _stats_table(result),
     ]
+    if protocols := protocols_text(result):
+        parts.append(f"<p>HTTP versions: {_e(protocols)}</p>")
     warmups = [
         f"<li><code>{_e(name)}</code>: {_e(warmup_text(figures))}</li>"
         for name in result.scenarios

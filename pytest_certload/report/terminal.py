@@ -18,7 +18,7 @@ from .meta import (
     own_target,
     warmup_text,
 )
-from .stats import hiccup_stats, scenario_stats, warmup_stats
+from .stats import hiccup_stats, protocols_text, scenario_stats, warmup_stats
 
 __all__ = ["render"]
 
@@ -111,6 +111,8 @@ def render(session: SessionRecord) -> list[str]:
             warmup = warmup_stats(result, name)
             if warmup is not None:
                 lines.append(f"    {warmup_text(warmup)}")
+        if protocols := protocols_text(result):
+            lines.append(f"    HTTP versions: {protocols}")
         for r in result.thresholds:
             mark = "✓" if r.ok else "✗"
             lines.append(f"    {mark} {r.message()}")
