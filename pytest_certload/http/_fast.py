@@ -30,6 +30,7 @@ import asyncio
 import json as _json
 import socket
 import ssl
+from collections.abc import Mapping
 from time import monotonic, perf_counter_ns
 from typing import Any
 
@@ -75,6 +76,8 @@ _CONNECTION_FIELDS = frozenset(
 )
 
 Origin = tuple[str, str, int]
+#: a request without a body: method, URL as given, its extra header fields
+_RequestKey = tuple[str, str, tuple[tuple[str, str], ...] | None]
 
 
 class _Reset(Exception):
@@ -356,8 +359,8 @@ class FastClient(BaseClient):
         #: origins that answered in HTTP/1.1: concurrent requests open their own
         self._h1_origins: set[Origin] = set()
         self._targets: dict[str, Target] = {}
-        self._requests: dict[tuple[str, str], bytes] = {}
-        self._h2_requests: dict[tuple[str, str], list[tuple[bytes, bytes]]] = {}
+        self._requests: dict[_RequestKey, bytes] = {}
+        self._h2_requests: dict[_RequestKey, list[tuple[bytes, bytes]]] = {}
         self._closed = False
         _rxtime.keep_stamping_on()  # once per process, before the first connection
 
@@ -611,7 +614,14 @@ class FastClient(BaseClient):
         if params:
             url = add_params(url, params)
         target = self._target(url)
-        plain = headers is None and json is None and content is None
+        # a request without a body is built once per (method, URL, headers) and kept
+        key: _RequestKey | None = None
+        if json is None and content is None:
+            if headers is None:
+                key = (method, url, None)
+            else:
+                items = headers.items() if isinstance(headers, Mapping) else headers
+                key = (method, url, tuple(items))
         content_type = None
         body: bytes | None = None
         if json is not None:
@@ -633,7 +643,7 @@ class FastClient(BaseClient):
             if isinstance(conn, Http2Connection):
                 try:
                     return await self._h2_exchange(
-                        conn, method, url, target, headers, body, content_type, plain, head,
+                        conn, method, target, headers, body, content_type, key, head,
                         deadline, timeout_s, blocked, connecting, tls,
                     )  # fmt: skip
                 except Unprocessed as exc:
@@ -644,13 +654,12 @@ class FastClient(BaseClient):
                         url=target.url,
                         kind="reset",
                     ) from None
-            if plain:
-                key = (method, url)
+            if key is not None:
                 data = self._requests.get(key)
                 if data is None:
                     if len(self._requests) >= _CACHE_LIMIT:
                         self._requests.clear()
-                    data = self._encode(method, target, None, None, None)
+                    data = self._encode(method, target, headers, None, None)
                     self._requests[key] = data
             else:
                 data = self._encode(method, target, headers, body, content_type)
@@ -726,12 +735,11 @@ class FastClient(BaseClient):
         self,
         conn: Http2Connection,
         method: str,
-        url: str,
         target: Target,
         headers: HeaderTypes | None,
         body: bytes | None,
         content_type: str | None,
-        plain: bool,
+        key: _RequestKey | None,
         head: bool,
         deadline: float,
         timeout_s: float,
@@ -741,13 +749,12 @@ class FastClient(BaseClient):
     ) -> Response:
         """One request as a stream of ``conn``. Raises :class:`Unprocessed` (to be sent
         again) or TransportError."""
-        if plain:
-            key = (method, url)
+        if key is not None:
             fields = self._h2_requests.get(key)
             if fields is None:
                 if len(self._h2_requests) >= _CACHE_LIMIT:
                     self._h2_requests.clear()
-                fields = self._h2_fields(method, target, None, None, None)
+                fields = self._h2_fields(method, target, headers, None, None)
                 self._h2_requests[key] = fields
         else:
             fields = self._h2_fields(method, target, headers, body, content_type)

@@ -288,6 +288,7 @@ class Http2Connection(SocketConnection):
         sid = self.next_id
         if sid > _MAX_STREAM_ID:
             self.exhausted = True
+            self._maybe_close()
             raise Unprocessed("the connection used up its stream IDs")
         self.next_id = sid + 2
         t0 = perf_counter_ns()
@@ -436,8 +437,9 @@ class Http2Connection(SocketConnection):
             self._wake(1)
 
     def _maybe_close(self) -> None:
-        """After the server's GOAWAY the connection closes once its last stream ends."""
-        if self.goaway is not None and not self.streams and not self.closed:
+        """After the server's GOAWAY (or once its stream IDs are used up) the connection
+        closes when its last stream ends."""
+        if (self.goaway is not None or self.exhausted) and not self.streams and not self.closed:
             self.close()
 
     def _received(self, data: memoryview) -> None:
