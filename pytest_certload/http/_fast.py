@@ -635,11 +635,8 @@ class FastClient(BaseClient):
         deadline = monotonic() + timeout_s
         head = method == "HEAD"
         for attempt in (0, 1):
-            try:
-                conn, blocked, connecting, tls = await self._acquire(target, deadline, timeout_s)
-            except TransportError as exc:
-                exc.args = (f"{method} {target.url}: {exc.args[0]}",)
-                raise
+            # a failure to connect names host, port and URL itself (as before HTTP/2)
+            conn, blocked, connecting, tls = await self._acquire(target, deadline, timeout_s)
             if isinstance(conn, Http2Connection):
                 try:
                     return await self._h2_exchange(
