@@ -2,13 +2,15 @@
 requests.
 
 Header compression is the ``hpack`` library's (RFC 7541, python-hyper's, the one the
-``h2`` library uses); the framing, the client's stream states and flow control are this
-module's, written for the one job of a load generator's client: send requests, read whole
-responses. The ``h2`` library itself measured ~150 µs of CPU per request on the reference
-machine against nginx (half of it in its frame and stream-state objects), which would
-leave the fast backend's HTTP/2 at about 4x the httpx backend's; this module spends about
-a third of that (``bench/README.md``, ``ceiling.py --http2``). ``h2`` stays the reference
-it is tested against: the test server's HTTP/2 side is ``h2``'s (with nginx and granian).
+``h2`` library uses): its encoder for our requests, its tables under the decoder of
+:mod:`._hpack` for the responses. The framing, the client's stream states and flow
+control are this module's, written for the one job of a load generator's client: send
+requests, read whole responses. The ``h2`` library itself measured ~150 µs of CPU per
+request on the reference machine against nginx (half of it in its frame and stream-state
+objects), which would leave the fast backend's HTTP/2 at about 4x the httpx backend's;
+this module spends about a third of that (``bench/README.md``, ``ceiling.py --http2``).
+``h2`` stays the reference it is tested against: the test server's HTTP/2 side is
+``h2``'s (with nginx and granian).
 
 The socket, TLS and kernel receive timestamps are :mod:`._wire`'s, as for HTTP/1.1. Each
 request is a stream with its own marks on the engine's clock (when its bytes went to the
@@ -42,9 +44,10 @@ import ssl
 from collections import deque
 from time import perf_counter_ns
 
-from hpack import Decoder, Encoder, HPACKError
+from hpack import Encoder, HPACKError
 
 from ..errors import TransportError
+from ._hpack import HeaderDecoder
 from ._wire import SocketConnection
 
 __all__ = [
@@ -239,8 +242,7 @@ class Http2Connection(SocketConnection):
         self.label = label
         self.prior_knowledge = tls is None
         self.encoder = Encoder()
-        self.decoder = Decoder()
-        self.decoder.max_header_list_size = _MAX_HEADER_LIST
+        self.decoder = HeaderDecoder(max_list=_MAX_HEADER_LIST)
         #: encoded header blocks that left the encoder's table as it was (see _encode)
         self.blocks: dict[tuple[tuple[bytes, bytes], ...], tuple[int, bytes]] = {}
         self.table_gen = 0
@@ -575,7 +577,7 @@ class Http2Connection(SocketConnection):
     def _on_header_block(self, sid: int, flags: int, block: bytes) -> None:
         try:
             # decoded whatever the stream: HPACK's table is the connection's
-            fields = self.decoder.decode(block, raw=True)
+            fields = self.decoder.decode(block)
         except HPACKError as exc:
             raise _ConnectionError(
                 COMPRESSION_ERROR, f"a header block HPACK cannot decode: {exc}"
