@@ -8,7 +8,7 @@ control are this module's, written for the one job of a load generator's client:
 requests, read whole responses. The ``h2`` library itself measured ~150 µs of CPU per
 request on the reference machine against nginx (half of it in its frame and stream-state
 objects), which would leave the fast backend's HTTP/2 at about 4x the httpx backend's;
-this module spends about a third of that (``bench/README.md``, ``ceiling.py --http2``).
+the whole HTTP/2 request costs a third of that here (``bench/README.md``, ``ceiling.py --http2``).
 ``h2`` stays the reference it is tested against: the test server's HTTP/2 side is
 ``h2``'s (with nginx and granian).
 
@@ -794,6 +794,12 @@ class Http2Connection(SocketConnection):
             )
         self._wake_all()
         if not self.out:  # a connection that never sent its preface just closes
-            with contextlib.suppress(OSError):
-                self._emit(frame(GOAWAY, 0, 0, bytes(8)))
+            goaway = frame(GOAWAY, 0, 0, bytes(8))
+            if self.sslobj is not None and not self.unsent:
+                # encrypted now, sent with the close_notify in one write (close())
+                with contextlib.suppress(ssl.SSLError):
+                    self.sslobj.write(goaway)
+            else:
+                with contextlib.suppress(OSError):
+                    self._send(goaway)
         self.close()
