@@ -7,7 +7,7 @@ fails on them. Everything runs on this machine, so the generator competes with t
 double and PostgreSQL for the same cores: read the figures as lower bounds.
 
     PYTHONPATH=. .venv/bin/python bench/double_ceiling.py [--duration 10] \
-        [--connections 32] [--client fast|httpx] [--routes health,list,...] \
+        [--connections 32] [--client fast|fast-h2|httpx|httpx-h2] [--routes health,...] \
         [--server-args "--loop asyncio --runtime-threads 2"]
 """
 
@@ -94,10 +94,13 @@ class Sender:
         self.kind = kind
         self.headers = {"Authorization": f"Bearer {key}"}
         self.client: Any
-        if kind == "fast":
+        if kind in ("fast", "fast-h2"):
             from pytest_certload.http import make_client
 
-            self.client = make_client("fast", verify=str(ca), base_url=base_url)
+            version = "2" if kind == "fast-h2" else "1.1"
+            self.client = make_client(
+                "fast", verify=str(ca), base_url=base_url, http_version=version
+            )
         else:
             import ssl
 
@@ -274,9 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (32)")
     parser.add_argument(
         "--client",
-        choices=("fast", "httpx", "httpx-h2"),
+        choices=("fast", "fast-h2", "httpx", "httpx-h2"),
         default="fast",
-        help="fast = the project's httptools HTTP/1.1 client (default); httpx(-h2)",
+        help="the fast backend over HTTP/1.1 (default) or HTTP/2 (fast-h2); httpx(-h2)",
     )
     parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated routes")
     parser.add_argument(

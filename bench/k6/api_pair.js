@@ -12,7 +12,7 @@
 //   CERTLOAD_LIST_START     list_certificates' startTime (5s)
 //   CERTLOAD_RUN            a run id that makes this run's certificate names unique
 //   CERTLOAD_SUMMARY        where handleSummary writes k6's summary as JSON (optional)
-// Run k6 with GODEBUG=http2client=0 and SSL_CERT_FILE=<the stack's CA>.
+// Run k6 with SSL_CERT_FILE=<the stack's CA>, and GODEBUG=http2client=0 for HTTP/1.1.
 
 import http from "k6/http";
 import { check } from "k6";

@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..http import BACKENDS, DEFAULT_BACKEND
+from ..http import BACKENDS, DEFAULT_BACKEND, DEFAULT_HTTP_VERSION, check_http_version
 from ..metrics import MetricType
 from ..units import DurationLike, as_ns, format_offset, parse_duration_ns
 from .executors import (
@@ -57,18 +57,22 @@ METRIC_KINDS: Mapping[str, tuple[MetricType, bool]] = {
 
 @dataclass(frozen=True)
 class HTTPOptions:
-    """How VUs talk HTTP: backend, TLS verification, HTTP/2, connection reuse, timeout.
+    """How VUs talk HTTP: backend, HTTP version, TLS verification, connection reuse,
+    timeout.
 
-    ``backend`` is ``"fast"`` (HTTP/1.1, the default) or ``"httpx"`` (HTTP/1.1 or HTTP/2);
-    left unset (``None``) it is ``"fast"``, or ``"httpx"`` when ``http2=True``, so asking
-    for HTTP/2 is enough to get it. ``backend="fast"`` with ``http2=True`` is refused.
-    ``verify`` is True (system trust store), False, or a CA bundle path; the SSL contexts
-    are made by the HTTP backends following :mod:`pytest_certload.http.tls`.
-    ``fresh_connection=True`` opens a new TCP (+TLS) connection for every request (k6's
-    ``noConnectionReuse``). ``timeout`` bounds each whole request: a duration string
-    (``"60s"``, ``"500ms"``) or integer **nanoseconds** (a bare ``int`` is nanoseconds,
-    so ``timeout=30`` is refused as a likely slip for ``"30s"``; a request's own
-    ``timeout=`` argument is in seconds, as in httpx).
+    ``backend`` is ``"fast"`` (the default; unset, ``None``, means it) or ``"httpx"``.
+    ``http_version`` is ``"auto"`` (the default: TLS ALPN offers ``h2`` and
+    ``http/1.1`` and the server picks, as k6 does; plain ``http://`` is HTTP/1.1),
+    ``"1.1"`` or ``"2"`` (HTTP/2 only: over TLS the server must pick ``h2``; on
+    ``http://`` it is spoken with prior knowledge). ``http2=True`` is the older way to
+    ask for HTTP/2: beside ``"auto"`` or ``"2"`` it changes nothing, beside ``"1.1"`` it
+    is refused. ``verify`` is True (system trust store), False, or a CA bundle path; the
+    SSL contexts are made by the HTTP backends following
+    :mod:`pytest_certload.http.tls`. ``fresh_connection=True`` opens a new TCP (+TLS)
+    connection for every request (k6's ``noConnectionReuse``). ``timeout`` bounds each
+    whole request: a duration string (``"60s"``, ``"500ms"``) or integer **nanoseconds**
+    (a bare ``int`` is nanoseconds, so ``timeout=30`` is refused as a likely slip for
+    ``"30s"``; a request's own ``timeout=`` argument is in seconds, as in httpx).
     """
 
     backend: str | None = None
@@ -76,6 +80,7 @@ class HTTPOptions:
     http2: bool = False
     fresh_connection: bool = False
     timeout: DurationLike = "60s"
+    http_version: str = DEFAULT_HTTP_VERSION
 
     def __post_init__(self) -> None:
         if self.backend is not None and self.backend not in BACKENDS:
@@ -83,21 +88,13 @@ class HTTPOptions:
                 f"{self.backend!r} is not an HTTP backend (HTTPOptions(backend=...)); use "
                 f"one of {', '.join(repr(b) for b in BACKENDS)}, or leave it unset."
             )
-        if self.backend == "fast" and self.http2:
-            raise ConfigError(
-                "HTTPOptions(backend='fast', http2=True): the 'fast' backend speaks HTTP/1.1 "
-                "only; leave backend unset (http2=True then selects 'httpx') or give "
-                "backend='httpx'."
-            )
+        check_http_version(self.http_version, self.http2, "HTTPOptions")
         as_ns(self.timeout, "timeout of HTTPOptions")
 
     @property
     def effective_backend(self) -> str:
-        """The backend the VUs use: ``backend``, else ``"httpx"`` for HTTP/2, else the
-        default (``"fast"``)."""
-        if self.backend is not None:
-            return self.backend
-        return "httpx" if self.http2 else DEFAULT_BACKEND
+        """The backend the VUs use: ``backend``, else the default (``"fast"``)."""
+        return self.backend if self.backend is not None else DEFAULT_BACKEND
 
     def factory(self) -> Callable[[], Client]:
         """A function making one client per VU."""
@@ -107,9 +104,9 @@ class HTTPOptions:
             make_client,
             self.effective_backend,
             verify=self.verify,
-            http2=self.http2,
             fresh_connection=self.fresh_connection,
             timeout_ns=as_ns(self.timeout, "HTTP timeout"),
+            http_version=self.http_version,
         )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TransportError
+import anyio
+
+from ..errors import ConfigError, TransportError
+from ..http import proto_tag
 from ..metrics import MetricStore, MetricType, TagSet, tagset
 from ..units import parse_duration_ns
 from .causes import RequestErrors, error_text
@@ -95,14 +98,25 @@ class ScenarioContext:
         status: int,
         expected: bool,
         extra: Mapping[str, str] | None,
+        proto: str = "",
     ) -> TagSet:
+        """The tags of one request's samples, as k6 tags them: ``name``, ``method``,
+        ``status``, ``expected_response`` and, when a response came, ``proto`` (the HTTP
+        version actually spoken: ``HTTP/1.1`` or ``HTTP/2.0``)."""
         if name not in self._names:
             if len(self._names) >= MAX_NAMES_PER_SCENARIO:
                 self.folded_names += 1
                 name = "(other)"
             else:
                 self._names.add(name)
-        key = (name, method, status, expected, tuple(sorted(extra.items())) if extra else None)
+        key = (
+            name,
+            method,
+            status,
+            expected,
+            proto,
+            tuple(sorted(extra.items())) if extra else None,
+        )
         cached = self._tag_cache.get(key)
         if cached is None:
             tags = dict(self.tags)
@@ -112,6 +126,8 @@ class ScenarioContext:
                 status=str(status),
                 expected_response="true" if expected else "false",
             )
+            if proto:
+                tags["proto"] = proto
             if extra:
                 tags.update(extra)
             cached = self._tag_cache[key] = tagset(tags)
@@ -202,7 +218,8 @@ class RecordingClient:
                     headers.get("content-type") or "", headers.get("retry-after") or ""
                 )
         label = name if name is not None else url.split("?", 1)[0]
-        ts = ctx.request_tags(label, method, status, is_expected, tags)
+        proto = proto_tag(getattr(response, "http_version", "")) if status else ""
+        ts = ctx.request_tags(label, method, status, is_expected, tags, proto)
         lag = self._vu.current_lag_ns
         latency = service + lag
         store.add_counter("http_reqs", 1, ts)
@@ -239,6 +256,43 @@ class RecordingClient:
         if ctx.timeline is not None:
             ctx.timeline.record_request(latency, not is_expected)
         return response
+
+    async def batch(
+        self, requests: Iterable[tuple[str, str] | tuple[str, str, Mapping[str, Any]]]
+    ) -> list[Response | FailedResponse]:
+        """Send ``requests`` all at once and return their responses in order (k6's
+        ``http.batch``). Each item is ``(method, url)`` or ``(method, url, kwargs)``,
+        ``kwargs`` being :meth:`request`'s keyword arguments (``name=``, ``json=``,
+        ``headers=``, ...); each request is recorded as if sent alone.
+
+        Over HTTP/2 they are concurrent streams on the VU's one connection (as many at
+        once as the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` allows; the rest wait,
+        in ``http_req_blocked``). Over HTTP/1.1 every request in flight needs a
+        connection of its own, so the client opens more (k6 caps them with
+        ``batchPerHost``; here the batch's size is the cap).
+        """
+        items: list[tuple[str, str, Mapping[str, Any]]] = []
+        for item in requests:
+            if (
+                not isinstance(item, tuple)
+                or len(item) not in (2, 3)
+                or not all(isinstance(part, str) for part in item[:2])
+                or (len(item) == 3 and not isinstance(item[2], Mapping))
+            ):
+                raise ConfigError(
+                    f"{item!r} is not a request for vu.http.batch; give (method, url) or "
+                    "(method, url, {keyword arguments}), e.g. ('GET', url, {'name': '/x'})."
+                )
+            items.append((item[0], item[1], item[2] if len(item) == 3 else {}))
+        responses: list[Response | FailedResponse | None] = [None] * len(items)
+
+        async def one(index: int, method: str, url: str, kwargs: Mapping[str, Any]) -> None:
+            responses[index] = await self.request(method, url, **kwargs)
+
+        async with anyio.create_task_group() as tg:
+            for index, (method, url, kwargs) in enumerate(items):
+                tg.start_soon(one, index, method, url, kwargs)
+        return [r for r in responses if r is not None]
 
     async def get(self, url: str, **kwargs: Any) -> Response | FailedResponse:
         return await self.request("GET", url, **kwargs)

@@ -1,33 +1,44 @@
-"""The "fast" backend: HTTP/1.1 on non-blocking sockets the client reads itself, with
-the httptools parser.
+"""The "fast" backend: HTTP/1.1 (httptools) and HTTP/2 (h2) on non-blocking sockets the
+client reads itself.
 
-One keep-alive connection per client (a client used by one task at a time keeps
-exactly one; concurrent use opens more). Each connection registers its socket with the
-event loop (``add_reader``) and reads it with ``recvmsg_into`` into a buffer it owns (no
-per-read allocation); TLS runs over ``ssl.MemoryBIO`` (``SSLContext.wrap_bio``). Works on
-the stock asyncio loop and on uvloop (any loop with ``add_reader``; under anyio, the
-asyncio backend).
-
-Reading the socket ourselves, rather than through an asyncio transport, is what lets the
-client see the kernel's receive timestamp of every read (``_rxtime``: Linux
+Transport (:mod:`._wire`): each connection registers its socket with the event loop
+(``add_reader``) and reads it with ``recvmsg_into`` into a buffer it owns (no per-read
+allocation); TLS runs over ``ssl.MemoryBIO`` (``SSLContext.wrap_bio``). Works on the stock
+asyncio loop and on uvloop (any loop with ``add_reader``; under anyio, the asyncio
+backend). Reading the socket ourselves, rather than through an asyncio transport, is what
+lets the client see the kernel's receive timestamp of every read (``_rxtime``: Linux
 ``SO_TIMESTAMPNS``), and so split a response's time into the server's part and the
 generator's own delay (:attr:`Timings.server_time`, :attr:`Timings.generator_delay`).
+
+Protocol: ``http_version="auto"`` (the default) offers ``h2`` and ``http/1.1`` in TLS
+ALPN and speaks what the server picks, as k6 and Go clients do; plain ``http://`` is
+HTTP/1.1. ``"1.1"`` offers only ``http/1.1``; ``"2"`` offers only ``h2`` (a server that
+does not pick it fails the request, ``kind="protocol"``) and speaks HTTP/2 with prior
+knowledge on ``http://`` (RFC 9113 §3.3).
+
+Connections: HTTP/1.1 keeps one keep-alive connection per client used by one task at a
+time (concurrent use opens more); HTTP/2 keeps one connection per origin and client and
+multiplexes every request of the client on it (:mod:`._h2`), so one virtual user has one
+connection, as in k6. While a client's first connection to an origin that may speak
+HTTP/2 is being opened, its other requests to that origin wait for it (their
+``blocked`` time) instead of opening their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json as _json
 import socket
 import ssl
+from collections.abc import Mapping
 from time import monotonic, perf_counter_ns
-from typing import Any, cast
+from typing import Any
 
 from httptools import HttpParserError, HttpResponseParser
 
 from ..errors import ConfigError, TransportError
 from . import _rxtime
+from ._h2 import Http2Connection, Unprocessed
 from ._models import (
     BaseClient,
     Headers,
@@ -40,20 +51,33 @@ from ._models import (
     join_url,
     parse_target,
 )
+from ._wire import SocketConnection, discard, handshake, open_socket, split_delay
 from .tls import TLSVersionSpec, VerifyTypes, client_context
 
-__all__ = ["FastClient"]
+__all__ = ["ALPN", "HTTP_VERSIONS", "FastClient"]
 
 _USER_AGENT = "pytest-certload"
-_BUFFER_SIZE = 32 * 1024  # per connection; larger bodies are parsed in slices
-_HANDSHAKE_READ = 64 * 1024
 #: loop timers fire up to this early (uvloop rounds to whole milliseconds)
 _TIMER_RESOLUTION_S = 0.001
 _CACHE_LIMIT = 512
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
-_HTTP_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
-_NO_STAMP = "the kernel returned no receive timestamp with the response's bytes"
-_CLOCK_STEPPED = "the wall clock was stepped while the response was in flight"
+_VERSION_NAMES = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+#: what ``http_version`` may be: what ALPN negotiates, HTTP/1.1 only, HTTP/2 only
+HTTP_VERSIONS: tuple[str, ...] = ("auto", "1.1", "2")
+#: the ALPN protocols offered for each ``http_version`` (k6 and Go offer h2 first)
+ALPN: dict[str, tuple[str, ...]] = {
+    "auto": ("h2", "http/1.1"),
+    "1.1": ("http/1.1",),
+    "2": ("h2",),
+}
+#: request header fields HTTP/2 forbids (RFC 9113 §8.2.2): dropped from HTTP/2 requests
+_CONNECTION_FIELDS = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
+)
+
+Origin = tuple[str, str, int]
+#: a request without a body: method, URL as given, its extra header fields
+_RequestKey = tuple[str, str, tuple[tuple[str, str], ...] | None]
 
 
 class _Reset(Exception):
@@ -64,11 +88,9 @@ class _Reset(Exception):
         self.got_bytes = got_bytes
 
 
-class _Connection:
+class _Connection(SocketConnection):
     """One HTTP/1.1 connection: sends a request, parses one response at a time.
 
-    The socket stays registered for reading while the connection is open, idle or not,
-    so a server that closes an idle keep-alive connection is noticed before reuse.
     Per response it keeps, on the engine's clock (``perf_counter_ns``): ``t_write`` just
     before the request's first ``send``; ``t_first`` at the read that returned the first
     response bytes and ``stamp_first`` the kernel's receive stamp of that read;
@@ -77,41 +99,27 @@ class _Connection:
     """
 
     __slots__ = (
-        "_bufs",
         "body",
-        "buf",
-        "closed",
         "complete",
         "deadline",
-        "fd",
         "head",
         "headers",
         "headers_done",
         "http_version",
-        "incoming",
         "keep_alive",
-        "loop",
-        "no_stamps",
-        "outgoing",
         "parser",
         "parser_dirty",
-        "sock",
-        "sslobj",
-        "stamp",
         "stamp_done",
         "stamp_first",
         "status",
         "t_done",
         "t_first",
-        "t_read",
         "t_resume",
         "t_sent",
         "t_write",
         "timer",
         "timer_at",
-        "unsent",
         "uses",
-        "view",
         "waiter",
     )
 
@@ -121,35 +129,16 @@ class _Connection:
         sock: socket.socket,
         tls: tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO] | None,
     ) -> None:
-        self.loop = loop
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.sslobj: ssl.SSLObject | None = None
-        self.incoming: ssl.MemoryBIO | None = None
-        self.outgoing: ssl.MemoryBIO | None = None
-        if tls is not None:
-            self.sslobj, self.incoming, self.outgoing = tls
-        #: why this connection's reads carry no kernel timestamp ("" if they do)
-        self.no_stamps = _rxtime.enable(sock)
-        self.buf = bytearray(_BUFFER_SIZE)
-        self.view = memoryview(self.buf)
-        self._bufs = [self.view]
+        super().__init__(loop, sock, tls)
         self.parser = HttpResponseParser(self)
         self.parser_dirty = False
-        self.closed = False
         self.uses = 0
         self.waiter: asyncio.Future[None] | None = None
-        #: request bytes the socket did not take yet (a partial send)
-        self.unsent = b""
-        #: the last read: when it returned, and the kernel's stamp of its bytes (or 0)
-        self.t_read = 0
-        self.stamp = 0
         #: the current request's deadline (loop time) and the one timer that checks it
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
         self._reset_response(False)
-        loop.add_reader(self.fd, self._on_readable)
 
     def _reset_response(self, head: bool) -> None:
         self.head = head
@@ -162,54 +151,6 @@ class _Connection:
         self.complete = False
         self.keep_alive = True
         self.http_version = "1.1"
-
-    # -- the socket ----------------------------------------------------------------------
-    def _on_readable(self) -> None:
-        try:
-            if self.no_stamps:
-                nbytes = self.sock.recv_into(self.view)
-                self.t_read = perf_counter_ns()
-                self.stamp = 0
-            else:
-                nbytes, ancdata, _, _ = self.sock.recvmsg_into(self._bufs, _rxtime.ANCBUF_SIZE)
-                self.t_read, self.stamp = _rxtime.stamp_now(ancdata)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lost(exc)
-            return
-        if not nbytes:
-            self._lost(None)
-        elif self.sslobj is None:
-            self._received(self.view[:nbytes])
-        else:
-            self._decrypt(nbytes)
-
-    def _decrypt(self, nbytes: int) -> None:
-        sslobj, incoming = self.sslobj, self.incoming
-        assert sslobj is not None
-        assert incoming is not None
-        incoming.write(self.view[:nbytes])
-        while not self.closed:
-            try:
-                # with a buffer, read() returns a count (typeshed says bytes)
-                n = cast(int, sslobj.read(_BUFFER_SIZE, self.buf))
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:  # the server's close_notify
-                self._lost(None)
-                return
-            except ssl.SSLError as exc:
-                self._lost(exc)
-                return
-            if not n:
-                self._lost(None)
-                return
-            self._received(self.view[:n])
-            if not incoming.pending and not sslobj.pending():
-                break  # all read: spare the exception another read() would raise
-        if not self.closed:
-            self._flush_tls()
 
     def _received(self, data: memoryview) -> None:
         """Response bytes (decrypted): ``t_read``/``stamp`` are their read's."""
@@ -228,48 +169,14 @@ class _Connection:
             self.close(abort=True)
 
     def _send(self, data: bytes) -> None:
-        """Hand ``data`` to the kernel now; what it does not take goes when writable."""
+        """Hand the request to the kernel now (``t_write`` just before); what it does
+        not take goes when the socket is writable."""
         if self.sslobj is not None:
             assert self.outgoing is not None
             self.sslobj.write(data)
             data = self.outgoing.read()
         self.t_write = perf_counter_ns()
         self._write(data)
-
-    def _write(self, data: bytes) -> None:
-        """Send raw bytes in order: behind anything still unsent, else at once, queuing
-        what the kernel does not take until the socket is writable."""
-        if self.unsent:
-            self.unsent += data
-            return
-        try:
-            sent = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self._lost(exc)
-            return
-        if sent < len(data):
-            self.unsent = data[sent:]
-            self.loop.add_writer(self.fd, self._on_writable)
-
-    def _on_writable(self) -> None:
-        try:
-            sent = self.sock.send(self.unsent)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lost(exc)
-            return
-        self.unsent = self.unsent[sent:]
-        if not self.unsent:
-            self.loop.remove_writer(self.fd)
-
-    def _flush_tls(self) -> None:
-        """Send what the TLS layer wrote on its own (alerts, key-update answers)."""
-        assert self.outgoing is not None
-        if self.outgoing.pending:
-            self._write(self.outgoing.read())
 
     def _lost(self, exc: Exception | None) -> None:
         """The connection ended (EOF, reset, TLS error): finish or fail the response."""
@@ -290,26 +197,10 @@ class _Connection:
         )
 
     def close(self, *, abort: bool = False) -> None:
-        """Stop reading and close the socket (a TLS connection sends close_notify
-        first unless ``abort``)."""
-        if self.closed:
-            return
-        self.closed = True
-        self.loop.remove_reader(self.fd)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.unsent:
-            self.loop.remove_writer(self.fd)
-            self.unsent = b""
-        if not abort and self.sslobj is not None and self.outgoing is not None:
-            # unwrap() writes our close_notify, then wants theirs (SSLWantReadError):
-            # an HTTP client need not wait for it
-            with contextlib.suppress(ssl.SSLError, ValueError):
-                self.sslobj.unwrap()
-            with contextlib.suppress(OSError):
-                self.sock.send(self.outgoing.read())
-        self.sock.close()
+        super().close(abort=abort)
 
     # -- httptools callbacks -----------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -426,96 +317,15 @@ class _Connection:
             self.waiter = None
 
     def split(self) -> tuple[int | None, int | None, str]:
-        """``(server_time, generator_delay, why_not)`` of the last response.
-
-        ``server_time``: from just before the request's first ``send`` to the kernel's
-        receive stamp of the read that brought the first response bytes. That read may
-        have taken several segments and the kernel reports the newest, so for a response
-        split over segments this is an upper bound of the server's time to first byte;
-        it never contains a wait of ours.
-
-        ``generator_delay``: from the kernel's receive stamp of the read that completed
-        the response to the moment the awaiting task resumed with it. We stop the clock
-        at the task's resumption, not at the ``recvmsg``, because both waits are ours
-        and both are in ``http_req_duration``: bytes wait in the kernel until the loop
-        polls, then the finished response waits in the loop's ready queue until every
-        callback and task step ahead of it has run. When many VUs' responses arrive
-        together, one poll reads them all within microseconds and the ready queue holds
-        most of the delay: a measurement at the read would miss it (100 VUs each burning
-        3 ms of CPU after their request, 20 ms server: p50 221 ms to the resumption, 57 ms
-        to the read, against ``http_req_duration`` p50 246 ms and a server time of 22 ms;
-        ``tests/unit/test_http.py`` has the two-response case). The stamp being the newest
-        segment's makes this a lower bound.
-        """
-        if self.no_stamps:
-            return None, None, self.no_stamps
-        if not self.stamp_first or not self.stamp_done:
-            return None, None, _NO_STAMP
-        server = _rxtime.span_ns(self.t_write, self.stamp_first)
-        delay = _rxtime.span_ns(self.stamp_done, self.t_resume)
-        if server is None or delay is None:
-            return None, None, _CLOCK_STEPPED
-        return server, delay, ""
-
-
-async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[tuple[Any, ...]]:
-    """Addresses for ``host``: a numeric one at once, a name through the loop's resolver."""
-    kwargs: dict[str, Any] = {"type": socket.SOCK_STREAM, "proto": socket.IPPROTO_TCP}
-    try:
-        return socket.getaddrinfo(host, port, flags=socket.AI_NUMERICHOST, **kwargs)
-    except socket.gaierror:
-        return list(await loop.getaddrinfo(host, port, **kwargs))
-
-
-async def _open_socket(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket (each address in turn; the first error)."""
-    first: OSError | None = None
-    for family, kind, proto, _, address in await _resolve(loop, host, port):
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, address)
-        except OSError as exc:
-            sock.close()
-            first = first or exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    raise first or OSError(f"no address found for {host}")
-
-
-async def _handshake(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, ctx: ssl.SSLContext, host: str
-) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
-    """The client side of a TLS handshake over ``sock`` through memory BIOs."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    sslobj = ctx.wrap_bio(incoming, outgoing, server_side=False, server_hostname=host)
-    while True:
-        try:
-            sslobj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError:
-            with contextlib.suppress(OSError):  # the alert OpenSSL wrote, best effort
-                sock.send(outgoing.read())
-            raise
-        if outgoing.pending:
-            await loop.sock_sendall(sock, outgoing.read())
-        data = await loop.sock_recv(sock, _HANDSHAKE_READ)
-        if not data:
-            raise ConnectionResetError("the server closed the connection during the handshake")
-        incoming.write(data)
-    if outgoing.pending:
-        await loop.sock_sendall(sock, outgoing.read())
-    return sslobj, incoming, outgoing
+        """``(server_time, generator_delay, why_not)`` of the last response
+        (:func:`._wire.split_delay`)."""
+        return split_delay(
+            self.no_stamps, self.t_write, self.stamp_first, self.stamp_done, self.t_resume
+        )
 
 
 class FastClient(BaseClient):
-    """HTTP/1.1 client with exact per-phase timings; see the module docstring."""
+    """HTTP/1.1 and HTTP/2 client with exact per-phase timings; see the module docstring."""
 
     backend = "fast"
 
@@ -528,16 +338,29 @@ class FastClient(BaseClient):
         min_tls_version: TLSVersionSpec | None = None,
         base_url: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        http_version: str = "auto",
     ) -> None:
+        if http_version not in HTTP_VERSIONS:
+            raise ConfigError(
+                f"{http_version!r} is not a valid http_version; use one of "
+                f"{', '.join(repr(v) for v in HTTP_VERSIONS)}."
+            )
         self._verify = verify
         self._min_tls = min_tls_version
         self._ssl: ssl.SSLContext | None = ssl_context
+        self.http_version = http_version
         self.fresh_connection = fresh_connection
         self.timeout_s = timeout_ns / 1e9
         self.base_url = base_url
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._h2: dict[Origin, Http2Connection] = {}
+        #: origins whose first connection is being opened (others wait for it)
+        self._dialing: dict[Origin, asyncio.Future[None]] = {}
+        #: origins that answered in HTTP/1.1: concurrent requests open their own
+        self._h1_origins: set[Origin] = set()
         self._targets: dict[str, Target] = {}
-        self._requests: dict[tuple[str, str], bytes] = {}
+        self._requests: dict[_RequestKey, bytes] = {}
+        self._h2_requests: dict[_RequestKey, list[tuple[bytes, bytes]]] = {}
         self._closed = False
         _rxtime.keep_stamping_on()  # once per process, before the first connection
 
@@ -551,6 +374,32 @@ class FastClient(BaseClient):
             self._targets[url] = target
         return target
 
+    def _fields(
+        self,
+        method: str,
+        target: Target,
+        headers: HeaderTypes | None,
+        body: bytes | None,
+        content_type: str | None,
+    ) -> dict[str, tuple[str, str]]:
+        """The request's header fields: lower-case name -> (name as given, value)."""
+        fields = {
+            "host": ("Host", target.host_header),
+            "user-agent": ("User-Agent", _USER_AGENT),
+            "accept": ("Accept", "*/*"),
+        }
+        if self.fresh_connection:
+            fields["connection"] = ("Connection", "close")
+        if content_type is not None:
+            fields["content-type"] = ("Content-Type", content_type)
+        if body is not None or method not in _NO_BODY_METHODS:
+            fields["content-length"] = ("Content-Length", str(len(body or b"")))
+        if headers:
+            items = headers.items() if hasattr(headers, "items") else headers
+            for name, value in items:
+                fields[name.lower()] = (name, value)
+        return fields
+
     def _encode(
         self,
         method: str,
@@ -559,38 +408,64 @@ class FastClient(BaseClient):
         body: bytes | None,
         content_type: str | None,
     ) -> bytes:
-        lines = {
-            "host": ("Host", target.host_header),
-            "user-agent": ("User-Agent", _USER_AGENT),
-            "accept": ("Accept", "*/*"),
-        }
-        if self.fresh_connection:
-            lines["connection"] = ("Connection", "close")
-        if content_type is not None:
-            lines["content-type"] = ("Content-Type", content_type)
-        if body is not None or method not in _NO_BODY_METHODS:
-            lines["content-length"] = ("Content-Length", str(len(body or b"")))
-        if headers:
-            items = headers.items() if hasattr(headers, "items") else headers
-            for name, value in items:
-                lines[name.lower()] = (name, value)
+        """An HTTP/1.1 request."""
+        fields = self._fields(method, target, headers, body, content_type)
         head = f"{method} {target.target} HTTP/1.1\r\n" + "".join(
-            f"{name}: {value}\r\n" for name, value in lines.values()
+            f"{name}: {value}\r\n" for name, value in fields.values()
         )
         data = (head + "\r\n").encode("latin-1")
         return data + body if body else data
+
+    def _h2_fields(
+        self,
+        method: str,
+        target: Target,
+        headers: HeaderTypes | None,
+        body: bytes | None,
+        content_type: str | None,
+    ) -> list[tuple[bytes, bytes]]:
+        """An HTTP/2 request's header list: pseudo-header fields first (``Host``
+        becomes ``:authority``), lower-case names, no connection-specific fields."""
+        fields = self._fields(method, target, headers, body, content_type)
+        authority = fields.pop("host")[1]
+        out = [
+            (b":method", method.encode("latin-1")),
+            (b":scheme", target.scheme.encode("latin-1")),
+            (b":authority", authority.encode("latin-1")),
+            (b":path", target.target.encode("latin-1")),
+        ]
+        for lname, (_, value) in fields.items():
+            if lname in _CONNECTION_FIELDS or (lname == "te" and value.lower() != "trailers"):
+                continue
+            out.append((lname.encode("latin-1"), str(value).encode("latin-1")))
+        return out
 
     # -- connections ---------------------------------------------------------------------
     def _context(self) -> ssl.SSLContext:
         ctx = self._ssl
         if ctx is None:
             ctx = client_context(
-                self._verify, min_tls_version=self._min_tls, alpn=("http/1.1",), shared=True
+                self._verify,
+                min_tls_version=self._min_tls,
+                alpn=ALPN[self.http_version],
+                shared=True,
             )
             self._ssl = ctx
         return ctx
 
-    async def _connect(self, target: Target, timeout_s: float) -> tuple[_Connection, int, int]:
+    def _may_share(self, target: Target) -> bool:
+        """Whether a new connection to ``target`` may turn out to be HTTP/2 (shared)."""
+        if self.fresh_connection or target.origin in self._h1_origins:
+            return False
+        if target.scheme == "https":
+            return self.http_version != "1.1"
+        return self.http_version == "2"
+
+    async def _connect(
+        self, target: Target, timeout_s: float
+    ) -> tuple[_Connection | Http2Connection, int, int]:
+        """A new connection: HTTP/2 when ALPN picked ``h2`` (or with prior knowledge),
+        else HTTP/1.1; and the ns its TCP connect and TLS handshake took."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -604,17 +479,39 @@ class FastClient(BaseClient):
         phase = "connect"
         sock: socket.socket | None = None
         tls_parts = None
+        label = f"{target.host}:{target.port}"
         try:
             async with asyncio.timeout(timeout_s):
-                sock = await _open_socket(loop, target.host, target.port)
+                sock = await open_socket(loop, target.host, target.port)
                 t1 = perf_counter_ns()
                 connecting = t1 - t0
                 if ctx is not None:
                     phase = "tls"
-                    tls_parts = await _handshake(loop, sock, ctx, target.host)
+                    tls_parts = await handshake(loop, sock, ctx, target.host)
                     tls = perf_counter_ns() - t1
+            if tls_parts is not None:
+                h2 = tls_parts[0].selected_alpn_protocol() == "h2"
+                if not h2 and self.http_version == "2":
+                    discard(sock)
+                    chosen = tls_parts[0].selected_alpn_protocol()
+                    raise TransportError(
+                        f"the server at {label} did not agree to HTTP/2 in TLS ALPN (it "
+                        f"chose {chosen or 'no protocol'}; h2 was the only one offered) and "
+                        f"http_version '2' requires it; use 'auto' to speak what the server "
+                        f"offers ({target.url})",
+                        url=target.url,
+                        kind="protocol",
+                    )
+            else:
+                h2 = self.http_version == "2"
+            conn: _Connection | Http2Connection
+            conn = (
+                Http2Connection(loop, sock, tls_parts, label)
+                if h2
+                else _Connection(loop, sock, tls_parts)
+            )
             try:
-                conn = _Connection(loop, sock, tls_parts)
+                conn.start_reading()
             except NotImplementedError:
                 raise ConfigError(
                     f"the 'fast' HTTP backend reads sockets with loop.add_reader, which "
@@ -622,52 +519,147 @@ class FastClient(BaseClient):
                     "event loop or uvloop, or choose backend='httpx'."
                 ) from None
         except TimeoutError:
-            _discard(sock)
+            discard(sock)
             raise TransportError(
-                f"{phase} to {target.host}:{target.port} timed out after {timeout_s:g}s "
-                f"({target.url})",
+                f"{phase} to {label} timed out after {timeout_s:g}s ({target.url})",
                 url=target.url,
                 kind="timeout",
             ) from None
         except ssl.SSLError as exc:
-            _discard(sock)
+            discard(sock)
             raise TransportError(
-                f"TLS handshake with {target.host}:{target.port} failed: {exc} ({target.url})",
+                f"TLS handshake with {label} failed: {exc} ({target.url})",
                 url=target.url,
                 kind="tls",
             ) from exc
         except OSError as exc:
-            _discard(sock)
+            discard(sock)
             kind = "reset" if phase == "tls" else "connect"
             what = "TLS handshake with" if phase == "tls" else "cannot connect to"
             raise TransportError(
-                f"{what} {target.host}:{target.port}: {exc.strerror or exc} ({target.url})",
+                f"{what} {label}: {exc.strerror or exc} ({target.url})",
                 url=target.url,
                 kind=kind,
             ) from exc
         except BaseException:
-            _discard(sock)
+            discard(sock)
             raise
         return conn, connecting, tls
 
-    async def _exchange(
-        self, method: str, target: Target, data: bytes, timeout_s: float
-    ) -> tuple[_Connection, int, int, int]:
-        """Send one request (retrying once on a stale keep-alive connection)."""
-        head = method == "HEAD"
-        deadline = monotonic() + timeout_s
-        for attempt in (0, 1):
-            idle = None if self.fresh_connection else self._idle.get(target.origin)
-            conn = None
-            while idle:
-                candidate = idle.pop()
-                if not candidate.closed:
-                    conn = candidate
+    async def _acquire(
+        self, target: Target, deadline: float, timeout_s: float
+    ) -> tuple[_Connection | Http2Connection, int, int, int]:
+        """A connection for the next request to ``target``: the origin's HTTP/2
+        connection, an idle HTTP/1.1 one, or a new one; with the ns spent waiting for
+        another request's connection (blocked), connecting and in the TLS handshake."""
+        origin = target.origin
+        blocked = 0
+        if not self.fresh_connection:
+            while True:
+                h2 = self._h2.get(origin)
+                if h2 is not None:
+                    if h2.usable:
+                        return h2, blocked, 0, 0
+                    del self._h2[origin]
+                idle = self._idle.get(origin)
+                while idle:
+                    candidate = idle.pop()
+                    if not candidate.closed:
+                        return candidate, blocked, 0, 0
+                dialing = self._dialing.get(origin)
+                if dialing is None:
                     break
-            if conn is None:
-                conn, connecting, tls = await self._connect(target, deadline - monotonic())
+                t0 = perf_counter_ns()
+                await asyncio.wait((dialing,), timeout=max(0.0, deadline - monotonic()))
+                blocked += perf_counter_ns() - t0
+                if not dialing.done():
+                    raise TransportError(
+                        f"no connection to {target.host}:{target.port} within {timeout_s:g}s "
+                        f"(waited for this client's connection being opened) ({target.url})",
+                        url=target.url,
+                        kind="timeout",
+                    )
+        mine: asyncio.Future[None] | None = None
+        if self._may_share(target):
+            mine = asyncio.get_running_loop().create_future()
+            self._dialing[origin] = mine
+        try:
+            conn, connecting, tls = await self._connect(target, deadline - monotonic())
+        finally:
+            if mine is not None:
+                del self._dialing[origin]
+                mine.set_result(None)
+        if not self.fresh_connection:
+            if isinstance(conn, Http2Connection):
+                self._h2[origin] = conn
             else:
-                connecting = tls = 0
+                self._h1_origins.add(origin)
+        return conn, blocked, connecting, tls
+
+    # -- public API ----------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: ParamTypes | None = None,
+        headers: HeaderTypes | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        if self._closed:
+            raise RuntimeError("this HTTP client is closed; create a new one with make_client()")
+        method = method.upper()
+        if params:
+            url = add_params(url, params)
+        target = self._target(url)
+        # a request without a body is built once per (method, URL, headers) and kept
+        key: _RequestKey | None = None
+        if json is None and content is None:
+            if headers is None:
+                key = (method, url, None)
+            else:
+                items = headers.items() if isinstance(headers, Mapping) else headers
+                key = (method, url, tuple(items))
+        content_type = None
+        body: bytes | None = None
+        if json is not None:
+            body = _json.dumps(json, separators=(",", ":")).encode()
+            content_type = "application/json"
+        elif isinstance(content, str):
+            body = content.encode()
+        else:
+            body = content
+        timeout_s = self.timeout_s if timeout is None else timeout
+        deadline = monotonic() + timeout_s
+        head = method == "HEAD"
+        for attempt in (0, 1):
+            # a failure to connect names host, port and URL itself (as before HTTP/2)
+            conn, blocked, connecting, tls = await self._acquire(target, deadline, timeout_s)
+            if isinstance(conn, Http2Connection):
+                try:
+                    return await self._h2_exchange(
+                        conn, method, target, headers, body, content_type, key, head,
+                        deadline, timeout_s, blocked, connecting, tls,
+                    )  # fmt: skip
+                except Unprocessed as exc:
+                    if attempt == 0:
+                        continue  # the server did not process it: once more, anew
+                    raise TransportError(
+                        f"{method} {target.url}: not processed by the server, twice: {exc}",
+                        url=target.url,
+                        kind="reset",
+                    ) from None
+            if key is not None:
+                data = self._requests.get(key)
+                if data is None:
+                    if len(self._requests) >= _CACHE_LIMIT:
+                        self._requests.clear()
+                    data = self._encode(method, target, headers, None, None)
+                    self._requests[key] = data
+            else:
+                data = self._encode(method, target, headers, body, content_type)
             try:
                 sending = await conn.roundtrip(data, head, deadline - monotonic())
             except _Reset as exc:
@@ -694,49 +686,19 @@ class FastClient(BaseClient):
                 # cancelled mid-request: the connection's state is unknown
                 self._retire(conn, abort=True)
                 raise
-            return conn, sending, connecting, tls
+            return self._h1_response(conn, method, target, blocked, sending, connecting, tls)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- public API ----------------------------------------------------------------------
-    async def request(
+    def _h1_response(
         self,
+        conn: _Connection,
         method: str,
-        url: str,
-        *,
-        params: ParamTypes | None = None,
-        headers: HeaderTypes | None = None,
-        json: Any = None,
-        content: bytes | str | None = None,
-        timeout: float | None = None,
+        target: Target,
+        blocked: int,
+        sending: int,
+        connecting: int,
+        tls: int,
     ) -> Response:
-        if self._closed:
-            raise RuntimeError("this HTTP client is closed; create a new one with make_client()")
-        method = method.upper()
-        if params:
-            url = add_params(url, params)
-        target = self._target(url)
-        if headers is None and json is None and content is None:
-            key = (method, url)
-            data = self._requests.get(key)
-            if data is None:
-                if len(self._requests) >= _CACHE_LIMIT:
-                    self._requests.clear()
-                data = self._encode(method, target, None, None, None)
-                self._requests[key] = data
-        else:
-            content_type = None
-            body: bytes | None
-            if json is not None:
-                body = _json.dumps(json, separators=(",", ":")).encode()
-                content_type = "application/json"
-            elif isinstance(content, str):
-                body = content.encode()
-            else:
-                body = content
-            data = self._encode(method, target, headers, body, content_type)
-        timeout_s = self.timeout_s if timeout is None else timeout
-
-        conn, sending, connecting, tls = await self._exchange(method, target, data, timeout_s)
         reusable = conn.keep_alive and not conn.closed and not conn.unsent
         if reusable and not self.fresh_connection and not self._closed:
             self._idle.setdefault(target.origin, []).append(conn)
@@ -749,11 +711,11 @@ class FastClient(BaseClient):
             conn.status,
             Headers._from_raw(conn.headers),
             body_bytes,
-            http_version=_HTTP_VERSIONS.get(conn.http_version, "HTTP/" + conn.http_version),
+            http_version=_VERSION_NAMES.get(conn.http_version, "HTTP/" + conn.http_version),
             url=target.url,
             method=method,
             timings=Timings(
-                blocked=0,
+                blocked=blocked,
                 connecting=connecting,
                 tls_handshaking=tls,
                 sending=sending,
@@ -766,19 +728,88 @@ class FastClient(BaseClient):
             ),
         )
 
+    async def _h2_exchange(
+        self,
+        conn: Http2Connection,
+        method: str,
+        target: Target,
+        headers: HeaderTypes | None,
+        body: bytes | None,
+        content_type: str | None,
+        key: _RequestKey | None,
+        head: bool,
+        deadline: float,
+        timeout_s: float,
+        blocked: int,
+        connecting: int,
+        tls: int,
+    ) -> Response:
+        """One request as a stream of ``conn``. Raises :class:`Unprocessed` (to be sent
+        again) or TransportError."""
+        if key is not None:
+            fields = self._h2_requests.get(key)
+            if fields is None:
+                if len(self._h2_requests) >= _CACHE_LIMIT:
+                    self._h2_requests.clear()
+                fields = self._h2_fields(method, target, headers, None, None)
+                self._h2_requests[key] = fields
+        else:
+            fields = self._h2_fields(method, target, headers, body, content_type)
+        try:
+            st = await conn.roundtrip(fields, body, head, deadline - monotonic())
+        except TimeoutError:
+            raise TransportError(
+                f"{method} {target.url}: no complete response within {timeout_s:g}s",
+                url=target.url,
+                kind="timeout",
+            ) from None
+        except TransportError as exc:
+            exc.url = target.url
+            exc.args = (f"{method} {target.url}: {exc.args[0]}",)
+            raise
+        finally:
+            if self.fresh_connection or self._closed:
+                conn.shutdown()
+        chunks = st.body
+        body_bytes = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        server, delay, unmeasured = split_delay(
+            conn.no_stamps, st.t_write, st.stamp_first, st.stamp_done, st.t_resume
+        )
+        t_sent = min(st.t_sent or st.t_first, st.t_first)
+        sending = t_sent - st.t_start
+        return Response(
+            st.status,
+            Headers._from_raw(st.headers),
+            body_bytes,
+            http_version="HTTP/2",
+            url=target.url,
+            method=method,
+            timings=Timings(
+                blocked=blocked + st.blocked,
+                connecting=connecting,
+                tls_handshaking=tls,
+                sending=sending,
+                waiting=st.t_first - t_sent,
+                receiving=st.t_done - st.t_first,
+                duration=st.t_done - st.t_start,
+                server_time=server,
+                generator_delay=delay,
+                delay_unmeasured=unmeasured,
+            ),
+        )
+
     def _retire(self, conn: _Connection, *, abort: bool = False) -> None:
         """Close ``conn`` (at once: the client owns its socket)."""
         conn.close(abort=abort)
 
     async def aclose(self) -> None:
-        """Close every idle connection (a TLS one sends close_notify first)."""
+        """Close every connection: HTTP/2 ones with GOAWAY, then (with TLS) close_notify;
+        idle HTTP/1.1 ones with close_notify."""
         self._closed = True
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
                 conn.close()
-
-
-def _discard(sock: socket.socket | None) -> None:
-    if sock is not None:
-        sock.close()
+        h2, self._h2 = self._h2, {}
+        for h2conn in h2.values():
+            h2conn.shutdown()

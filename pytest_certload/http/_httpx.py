@@ -1,5 +1,9 @@
 """The "httpx" backend: one ``httpx.AsyncClient`` per client object (HTTP/1.1 or HTTP/2).
 
+``http_version``: ``"auto"`` offers HTTP/2 over TLS (httpx's ``http2=True``), ``"1.1"``
+speaks HTTP/1.1 only, ``"2"`` HTTP/2 only (``http1=False``: prior knowledge on
+``http://``).
+
 Requests never queue inside the httpx pool (the pool is unbounded; the caller
 bounds work in flight), which side-steps httpcore's O(N²) request assignment.
 Timings come from httpcore's ``trace`` request extension.
@@ -100,12 +104,13 @@ class HttpxClient(BaseClient):
         self,
         *,
         verify: VerifyTypes = True,
-        http2: bool = False,
+        http_version: str = "auto",
         fresh_connection: bool = False,
         timeout_ns: int = 60_000_000_000,
         min_tls_version: TLSVersionSpec | None = None,
         base_url: str | None = None,
     ) -> None:
+        http2 = http_version != "1.1"
         # httpcore sets its ALPN list on the context at every connection: a context shared
         # by clients that all set the same list is never changed by them (see .tls)
         ctx = client_context(
@@ -123,7 +128,7 @@ class HttpxClient(BaseClient):
         self.http2 = http2
         self._client = httpx.AsyncClient(
             verify=ctx,
-            http1=True,
+            http1=http_version != "2",
             http2=http2,
             limits=limits,
             timeout=self.timeout_s,

@@ -56,6 +56,7 @@ from .stats import (
     breached_window_spans,
     custom_counters,
     hiccup_stats,
+    protocols_text,
     scenario_stats,
     stalled_interval_spans,
     warmup_stats,
@@ -759,6 +760,8 @@ def _record_section(
         ),
         _stats_table(result),
     ]
+    if protocols := protocols_text(result):
+        parts.append(f"<p>HTTP versions: {_e(protocols)}</p>")
     warmups = [
         f"<li><code>{_e(name)}</code>: {_e(warmup_text(figures))}</li>"
         for name in result.scenarios

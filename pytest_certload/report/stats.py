@@ -28,6 +28,7 @@ __all__ = [
     "breached_window_spans",
     "custom_counters",
     "hiccup_stats",
+    "protocols_text",
     "scenario_stats",
     "stalled_interval_spans",
     "warmup_stats",
@@ -72,6 +73,7 @@ def scenario_stats(result: RunResult, scenario: str) -> dict[str, Any]:
         "error_rate": failed.rate() if isinstance(failed, RateSink) and failed.total else None,
         "lag_p99_ms": lag.quantile(99) / 1e6 if isinstance(lag, TrendSink) and lag.count else None,
         "trustworthy": sc.health.trustworthy and not sc.health.unreachable,
+        "protocols": _protocols(result, scenario),
     }
     out["rps"] = out["requests"] * 1e9 / elapsed if out["requests"] else 0.0
     out["iter_rate"] = out["iterations"] * 1e9 / elapsed if out["iterations"] else 0.0
@@ -114,6 +116,36 @@ def active_span(result: RunResult, scenario: str) -> tuple[int, int]:
         return sc.start_offset_ns, end
     start = round(sc.start_offset_ns / result.interval_ns) * result.interval_ns
     return min(start + excluded, end), end
+
+
+def _protocols(result: RunResult, scenario: str) -> dict[str, int]:
+    """Requests by the HTTP version they were answered in (k6's ``proto`` tag:
+    ``HTTP/1.1``, ``HTTP/2.0``); requests that got no response have none."""
+    out: dict[str, int] = {}
+    for tags, sink in result.store.series(HTTP_REQS).items():
+        found = dict(tags)
+        proto = found.get("proto")
+        if proto and found.get("scenario") == scenario and isinstance(sink, CounterSink):
+            out[proto] = out.get(proto, 0) + int(sink.count)
+    return dict(sorted(out.items()))
+
+
+def protocols_text(result: RunResult) -> str:
+    """The HTTP versions a run's requests were answered in, with how many and by which
+    scenarios: ``HTTP/2.0: 1,200 requests`` or ``HTTP/2.0: 1,200 requests (a, b);
+    HTTP/1.1: 108 requests (c)``; "" when no request got a response."""
+    counts: dict[str, int] = {}
+    names: dict[str, list[str]] = {}
+    for name in result.scenarios:
+        for proto, count in _protocols(result, name).items():
+            counts[proto] = counts.get(proto, 0) + count
+            names.setdefault(proto, []).append(name)
+    if len(result.scenarios) == 1 or len(counts) == 1:
+        return "; ".join(f"{proto}: {count:,} requests" for proto, count in counts.items())
+    return "; ".join(
+        f"{proto}: {count:,} requests ({', '.join(names[proto])})"
+        for proto, count in sorted(counts.items(), key=lambda item: -item[1])
+    )
 
 
 def warmup_stats(result: RunResult, scenario: str) -> dict[str, Any] | None:

@@ -7,7 +7,10 @@
 certctl's per-target-type object with every field filled. ``tests`` lists each test with
 its verdict and per-scenario figures; a scenario whose requests failed has an ``errors``
 object saying why (unexpected statuses with a body sample, transport errors by kind with
-their first texts, and the readable ``causes`` lines).
+their first texts, and the readable ``causes`` lines), and ``protocols``, its requests by
+the HTTP version spoken (k6's ``proto`` tag: ``HTTP/1.1``, ``HTTP/2.0``), which
+``metrics`` also splits as ``http_reqs{proto:HTTP/2.0}`` and
+``http_req_duration{proto:HTTP/2.0}``.
 
 Over time: a threshold has ``window_ns`` (0: judged over the whole run); a windowed one
 also ``window_origin_ns`` (where its window 0 starts, from the run start) and ``windows``,
@@ -309,6 +312,10 @@ def build_summary(session: SessionRecord) -> dict[str, Any]:
     for kind in connector_tier(merged):
         for m in _PER_SCENARIO:
             add(m, {"target_type": kind})
+    protos = {dict(tags).get("proto") for tags in merged.series("http_reqs")} - {None}
+    for proto in sorted(str(p) for p in protos):
+        for m in ("http_reqs", "http_req_duration"):
+            add(m, {"proto": proto})
     for record in session.records:
         for r in record.result.thresholds:
             add(r.threshold.metric, dict(r.threshold.tags), judged=True)

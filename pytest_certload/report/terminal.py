@@ -30,7 +30,7 @@ from .meta import (
     profile_text,
     warmup_text,
 )
-from .stats import custom_counters, hiccup_stats, scenario_stats, warmup_stats
+from .stats import custom_counters, hiccup_stats, protocols_text, scenario_stats, warmup_stats
 
 __all__ = ["render"]
 
@@ -150,6 +150,8 @@ def render(session: SessionRecord) -> list[str]:
                 lines.append(
                     "    counters: " + ", ".join(f"{k} {v:,}" for k, v in counters.items())
                 )
+        if protocols := protocols_text(result):
+            lines.append(f"    HTTP versions: {protocols}")
         for r in result.thresholds:
             mark = "✓" if r.ok else "✗"
             lines.append(f"    {mark} {r.message()}")

@@ -2,9 +2,10 @@
 
 The controlled-latency server (plain and TLS, with a CA generated here) checks
 status, body, timings and that measured durations cover the injected delay;
-nginx with TLS and HTTP/2 checks the httpx backend's HTTP/2; the certctl reference
-double (with its PostgreSQL) checks that ``HEAD newNonce``, answered like Go's
-net/http without Content-Length, keeps the connection.
+nginx with TLS and HTTP/2 checks both backends' HTTP/2; the certctl reference
+double (with its PostgreSQL) checks that ``HEAD newNonce``, answered over HTTP/1.1 like
+Go's net/http without Content-Length, keeps the connection, and that the double's h2 is
+what a default client speaks. ``test_http2.py`` has the HTTP/2 behaviours in detail.
 """
 
 from __future__ import annotations
@@ -281,7 +282,7 @@ async def _count_protocol(url: str, vu: VU) -> None:
 
 
 async def test_asking_a_scenario_for_http2_gets_http2(tls_files: TLSFiles) -> None:
-    """``HTTPOptions(http2=True)`` with no backend named selects httpx and speaks h2."""
+    """``HTTPOptions(http2=True)`` speaks h2 on the default (fast) backend."""
     with nginx_server(tls=tls_files, http2=True) as nginx:
         sc = Scenario("h2", partial(_count_protocol, nginx.url + "/"), ConstantVUs(1, "300ms"))
         options = RunOptions(http=HTTPOptions(http2=True, verify=str(tls_files.ca)))
@@ -292,6 +293,7 @@ async def test_asking_a_scenario_for_http2_gets_http2(tls_files: TLSFiles) -> No
     }
     assert set(by_protocol) == {"HTTP/2"}, by_protocol
     assert by_protocol["HTTP/2"] > 0
+    assert {dict(tags)["proto"] for tags in result.store.series("http_reqs")} == {"HTTP/2.0"}
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +322,9 @@ async def test_double_new_nonce_head_without_content_length_keeps_the_connection
 ) -> None:
     count = 200
     assert double_stack.ca is not None
-    client = make_client(backend, verify=str(double_stack.ca), timeout_ns=TIMEOUT_NS)
+    client = make_client(
+        backend, verify=str(double_stack.ca), timeout_ns=TIMEOUT_NS, http_version="1.1"
+    )
     headers = bearer(double_stack.token)
     try:
         heads = [
@@ -334,3 +338,25 @@ async def test_double_new_nonce_head_without_content_length_keeps_the_connection
     assert len({h.headers["replay-nonce"] for h in heads}) == count
     assert heads[0].timings.tls_handshaking
     assert [h for h in heads[1:] if h.timings.connecting or h.timings.tls_handshaking] == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_double_speaks_http2_to_a_default_client(
+    backend: str, double_stack: StackInfo, double_directory: AcmeDirectory
+) -> None:
+    """The double offers h2 (granian, ALPN) as certctl does, and ``auto`` takes it: one
+    connection carries every request; HEAD newNonce ends at its headers."""
+    assert double_stack.ca is not None
+    client = make_client(backend, verify=str(double_stack.ca), timeout_ns=TIMEOUT_NS)
+    headers = bearer(double_stack.token)
+    try:
+        directory = await client.get(double_directory.url, headers=headers)
+        heads = [await client.head(double_directory.new_nonce, headers=headers) for _ in range(50)]
+    finally:
+        await client.aclose()
+    assert directory.http_version == "HTTP/2"
+    assert directory.json()["newNonce"] == double_directory.new_nonce
+    assert {(h.status_code, h.content, h.http_version) for h in heads} == {(200, b"", "HTTP/2")}
+    assert len({h.headers["replay-nonce"] for h in heads}) == 50
+    assert directory.timings.tls_handshaking
+    assert [h for h in heads if h.timings.connecting or h.timings.tls_handshaking] == []

@@ -137,7 +137,8 @@ def k6_scenarios(
         certload_stack.certctl_url,
         certctl_headers,
         certload_stack.targets,
-        certload.http_options(fresh_connection=True),
+        # the handshake is the load: a new HTTP/1.1 connection per iteration, as k6.js
+        certload.http_options(fresh_connection=True, http_version="1.1"),
     )
     own = str(marker_kwargs(request.node).get("scenario", ""))
     needed = {own}

@@ -108,8 +108,9 @@ def k6_scenarios(
     handshake_http: HTTPOptions,
 ) -> dict[str, Scenario]:
     """The k6 run's scenarios by name; a handshake for each target type in ``targets``
-    (base URLs). ``handshake_http`` should open a new connection per request
-    (``certload.http_options(fresh_connection=True)``): the handshake is the load."""
+    (base URLs). ``handshake_http`` should open a new HTTP/1.1 connection per request
+    (``certload.http_options(fresh_connection=True, http_version="1.1")``): the handshake
+    is the load."""
     scenarios = {
         "issuance_acceptance": Scenario(
             "issuance_acceptance",

@@ -25,13 +25,16 @@ from pytest_certload.units import NS_PER_S
 MS = 1_000_000
 
 
-def _iteration(rng: random.Random, median_ms: float, fail_ratio: float) -> Any:
+def _iteration(rng: random.Random, median_ms: float, fail_ratio: float, proto: str = "") -> Any:
     async def iteration(vu: VU) -> None:
         latency = max(1, round(rng.lognormvariate(0.0, 0.35) * median_ms * MS))
         await vu.sleep(latency / 1e9)
         failed = rng.random() < fail_ratio
         ctx = vu.context
-        tags = tagset({**ctx.tags, "name": "/synthetic", "method": "GET", "status": "200"})
+        fields = {**ctx.tags, "name": "/synthetic", "method": "GET", "status": "200"}
+        if proto:
+            fields["proto"] = proto
+        tags = tagset(fields)
         ctx.store.add_counter("http_reqs", 1, tags)
         ctx.store.add_trend("http_req_duration", latency, tags)
         ctx.store.add_rate("http_req_failed", failed, tags)
@@ -50,13 +53,15 @@ def synthetic_run(
     rate: int = 100,
     duration: str = "10s",
     fail_ratio: float = 0.005,
+    protos: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """One run of ``scenarios`` at ``rate``/s each, latencies around ``median_ms``."""
+    """One run of ``scenarios`` at ``rate``/s each, latencies around ``median_ms``;
+    ``protos`` gives a scenario's requests a ``proto`` tag (the HTTP version spoken)."""
     rng = random.Random(seed)
     scs = [
         Scenario(
             name,
-            _iteration(rng, median_ms, fail_ratio),
+            _iteration(rng, median_ms, fail_ratio, (protos or {}).get(name, "")),
             ConstantArrivalRate(rate, duration, pre_allocated_vus=20, max_vus=50),
             metrics={"synthetic_sign_duration": "time"},
         )

@@ -1,6 +1,7 @@
 """Local servers for the plugin's own tests and the benchmarks, each in its own process.
 
-* :func:`latency_server` runs ``latency_server.py`` (controlled delay, stalls, failures).
+* :func:`latency_server` runs ``latency_server.py`` (controlled delay, stalls, failures;
+  HTTP/2 too on request: resets, GOAWAY, held HEAD streams, large bodies).
 * :func:`nginx_server` runs the system nginx in the foreground from a private prefix.
 
 Both wait for readiness against a monotonic deadline and always kill their
@@ -167,16 +168,20 @@ def latency_server(
     tls: TLSFiles | None = None,
     *,
     workers: int = 0,
+    http2: bool = False,
     host: str = "127.0.0.1",
     start_timeout_s: float = START_TIMEOUT_S,
 ) -> Iterator[LatencyServer]:
-    """Run ``latency_server.py`` in its own process group; yield a :class:`LatencyServer`."""
+    """Run ``latency_server.py`` in its own process group; yield a :class:`LatencyServer`.
+    ``http2``: speak HTTP/2 too (ALPN ``h2`` over TLS, prior knowledge in cleartext)."""
     log_dir = Path(tempfile.mkdtemp(prefix="certload-latency-"))
     log_path = log_dir / "stderr.log"
     cmd = [sys.executable, str(LATENCY_SCRIPT), "--host", host, "--port", "0"]
     cmd += ["--delay-ms", str(delay_ms), "--workers", str(workers)]
     if tls is not None:
         cmd += ["--tls-cert", tls.cert, "--tls-key", tls.key]
+    if http2:
+        cmd.append("--http2")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, process_group=0

@@ -695,18 +695,21 @@ def test_unknown_backend_lists_the_valid_names() -> None:
         make_client("curl")
 
 
-def test_http2_on_the_fast_backend_is_refused() -> None:
+def test_http2_stays_on_the_fast_backend() -> None:
+    assert make_client(http2=True).backend == "fast"
+    assert make_client("fast", http2=True).backend == "fast"
+    assert make_client().backend == "fast"
+
+
+def test_bad_http_version_is_a_config_error_naming_the_value() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"^make_client\(backend='fast', http2=True\): the 'fast' backend speaks HTTP/1.1 "
-        r"only; leave backend unset \(http2=True then selects 'httpx'\) or give backend='httpx'\.$",
+        match=r"^'h3' is not a valid http_version \(make_client\); use 'auto' \(what TLS "
+        r"ALPN negotiates: HTTP/2 when the server offers it, as k6\), '1.1' or '2'\.$",
     ):
-        make_client("fast", http2=True)
-
-
-def test_asking_for_http2_without_a_backend_selects_httpx() -> None:
-    assert make_client(http2=True).backend == "httpx"
-    assert make_client().backend == "fast"
+        make_client("fast", http_version="h3")
+    with pytest.raises(ConfigError, match=r"^make_client: http2=True asks for HTTP/2 but"):
+        make_client("httpx", http2=True, http_version="1.1")
 
 
 def test_bad_timeout_verify_and_tls_version_are_config_errors() -> None:

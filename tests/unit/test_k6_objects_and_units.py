@@ -2,7 +2,8 @@
 
 * a k6 scenario object as written in k6 becomes a Scenario (``scenario_from_k6``);
   ``executor_from_dict`` takes the executor's options and points elsewhere for the rest;
-* ``http2=True`` gets HTTP/2 (the httpx backend) unless a backend that cannot was chosen;
+* ``http2=True`` gets HTTP/2 from the default (fast) backend, and contradicts
+  ``http_version='1.1'`` (refused, naming where the version came from);
 * a bare int where a duration goes is nanoseconds, and one under 1 ms is refused as a
   number of seconds written without its unit.
 """
@@ -179,19 +180,28 @@ def test_the_k6_converters_are_importable_from_the_top() -> None:
 # -- HTTP/2 -------------------------------------------------------------------------------------
 
 
-def test_http2_alone_selects_the_httpx_backend() -> None:
-    assert HTTPOptions(http2=True).effective_backend == "httpx"
+def test_http2_is_served_by_the_fast_backend() -> None:
+    assert HTTPOptions(http2=True).effective_backend == "fast"
     assert HTTPOptions().effective_backend == "fast"
+    assert HTTPOptions().http_version == "auto"
     assert HTTPOptions(backend="httpx").effective_backend == "httpx"
-    assert HTTPOptions(http2=True).factory()().backend == "httpx"
+    assert HTTPOptions(http2=True).factory()().backend == "fast"
+    assert HTTPOptions(backend="fast", http2=True).factory()().backend == "fast"
 
 
-def test_http2_on_an_explicit_fast_backend_is_refused_with_the_fix() -> None:
+def test_http2_beside_http_version_1_1_is_refused_with_the_fix() -> None:
     with pytest.raises(ConfigError) as info:
-        HTTPOptions(backend="fast", http2=True)
+        HTTPOptions(http2=True, http_version="1.1")
     assert str(info.value) == (
-        "HTTPOptions(backend='fast', http2=True): the 'fast' backend speaks HTTP/1.1 only; "
-        "leave backend unset (http2=True then selects 'httpx') or give backend='httpx'."
+        "HTTPOptions: http2=True asks for HTTP/2 but http_version='1.1' allows only "
+        "HTTP/1.1; drop http2=True (http_version alone decides), or use "
+        "http_version='auto' or '2'."
+    )
+    with pytest.raises(ConfigError) as bad:
+        HTTPOptions(http_version="3")
+    assert str(bad.value) == (
+        "'3' is not a valid http_version (HTTPOptions); use 'auto' (what TLS ALPN "
+        "negotiates: HTTP/2 when the server offers it, as k6), '1.1' or '2'."
     )
     with pytest.raises(ConfigError, match=r"^'curl' is not an HTTP backend \(HTTPOptions"):
         HTTPOptions(backend="curl")
@@ -211,19 +221,21 @@ def _load(settings: Settings, tmp_path: Path) -> LoadTest:
     return LoadTest(_Item(), settings, SessionRecord(output_dir=tmp_path))
 
 
-def test_the_fixture_gives_http2_unless_the_user_chose_the_fast_backend(tmp_path: Path) -> None:
+def test_the_fixture_takes_the_sessions_http_version(tmp_path: Path) -> None:
     default = _load(Settings.defaults(), tmp_path)
-    assert default.http_options().effective_backend == "fast"
-    assert default.http_options(http2=True).effective_backend == "httpx"
-    chosen = resolve({"certload_http_backend": "fast"}, {}, environ={})
+    assert default.http_options().http_version == "auto"
+    assert default.http_options(http2=True).effective_backend == "fast"
+    assert default.http_options(http_version="1.1").http_version == "1.1"
+    two = resolve({}, {}, environ={"CERTLOAD_HTTP_VERSION": "2"})
+    assert _load(two, tmp_path).http_options().http_version == "2"
+    assert _load(two, tmp_path).http_options(http_version="1.1").http_version == "1.1"
+    chosen = resolve({"certload_http_version": "1.1"}, {}, environ={})
     with pytest.raises(ConfigError) as info:
         _load(chosen, tmp_path).http_options(http2=True)
     assert str(info.value).endswith(
-        "The backend 'fast' comes from command line --certload-http-backend; choose "
-        "--certload-http-backend httpx for HTTP/2, or leave it unset."
+        "The HTTP version '1.1' comes from command line --certload-http-version; give "
+        "--certload-http-version auto (or 2), or drop http2=True."
     )
-    httpx = resolve({}, {}, environ={"CERTLOAD_HTTP_BACKEND": "httpx"})
-    assert _load(httpx, tmp_path).http_options(http2=True).effective_backend == "httpx"
 
 
 # -- units: a bare int is nanoseconds ---------------------------------------------------------
