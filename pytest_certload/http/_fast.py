@@ -30,9 +30,9 @@ import asyncio
 import json as _json
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import monotonic, perf_counter_ns
-from typing import Any
+from typing import Any, TypeVar
 
 from httptools import HttpParserError, HttpResponseParser
 
@@ -60,6 +60,21 @@ _USER_AGENT = "pytest-certload"
 #: loop timers fire up to this early (uvloop rounds to whole milliseconds)
 _TIMER_RESOLUTION_S = 0.001
 _CACHE_LIMIT = 512
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _cached(cache: dict[_K, _V], key: _K, build: Callable[[], _V]) -> _V:
+    """``cache[key]``, built on a miss; the cache is emptied when it holds
+    ``_CACHE_LIMIT`` entries (a scenario with endless distinct URLs stays bounded)."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        value = cache[key] = build()
+    return value
+
+
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 _VERSION_NAMES = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 #: what ``http_version`` may be: what ALPN negotiates, HTTP/1.1 only, HTTP/2 only
@@ -366,13 +381,7 @@ class FastClient(BaseClient):
 
     # -- request building ----------------------------------------------------------------
     def _target(self, url: str) -> Target:
-        target = self._targets.get(url)
-        if target is None:
-            if len(self._targets) >= _CACHE_LIMIT:
-                self._targets.clear()
-            target = parse_target(join_url(self.base_url, url))
-            self._targets[url] = target
-        return target
+        return _cached(self._targets, url, lambda: parse_target(join_url(self.base_url, url)))
 
     def _fields(
         self,
@@ -652,12 +661,9 @@ class FastClient(BaseClient):
                         kind="reset",
                     ) from None
             if key is not None:
-                data = self._requests.get(key)
-                if data is None:
-                    if len(self._requests) >= _CACHE_LIMIT:
-                        self._requests.clear()
-                    data = self._encode(method, target, headers, None, None)
-                    self._requests[key] = data
+                data = _cached(
+                    self._requests, key, lambda: self._encode(method, target, headers, None, None)
+                )
             else:
                 data = self._encode(method, target, headers, body, content_type)
             try:
@@ -747,12 +753,9 @@ class FastClient(BaseClient):
         """One request as a stream of ``conn``. Raises :class:`Unprocessed` (to be sent
         again) or TransportError."""
         if key is not None:
-            fields = self._h2_requests.get(key)
-            if fields is None:
-                if len(self._h2_requests) >= _CACHE_LIMIT:
-                    self._h2_requests.clear()
-                fields = self._h2_fields(method, target, headers, None, None)
-                self._h2_requests[key] = fields
+            fields = _cached(
+                self._h2_requests, key, lambda: self._h2_fields(method, target, headers, None, None)
+            )
         else:
             fields = self._h2_fields(method, target, headers, body, content_type)
         try:
