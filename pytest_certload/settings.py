@@ -101,8 +101,13 @@ def _capacity_max(raw: str) -> str:
     return text
 
 
+def _off(raw: str) -> bool:
+    """Whether an interval option's value turns the feature off."""
+    return raw.strip().lower() in ("off", "0", "no", "false")
+
+
 def _progress(raw: str) -> int:
-    if raw.strip().lower() in ("off", "0", "no", "false"):
+    if _off(raw):
         return 0
     try:
         return parse_duration_ns(raw, allow_zero=False)
@@ -111,7 +116,7 @@ def _progress(raw: str) -> int:
 
 
 def _telemetry(raw: str) -> int:
-    if raw.strip().lower() in ("off", "0", "no", "false"):
+    if _off(raw):
         return 0
     try:
         value = parse_duration_ns(raw, allow_zero=False)
